@@ -1,0 +1,1 @@
+"""Configuration: the settings object, the TOML model files and their validation."""

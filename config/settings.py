@@ -1,0 +1,104 @@
+"""The one settings object: typed, frozen, built once at start-up from the environment.
+
+Nothing else in DBL reads `os.environ`. Each field names the variable behind it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+def _env(name: str) -> dict[str, Any]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where DBL finds its broker, Redis, config files, and where it listens."""
+
+    kafka_bootstrap_servers: str | None = field(
+        default=None, metadata=_env("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    redis_url: str | None = field(default=None, metadata=_env("REDIS_URL"))
+    config_dir: Path = field(default=CONFIG_DIR, metadata=_env("DBL_CONFIG_DIR"))
+    events_topic: str = field(default="dbl.events", metadata=_env("DBL_EVENTS_TOPIC"))
+    alerts_topic: str = field(default="dbl.alerts", metadata=_env("DBL_ALERTS_TOPIC"))
+    dlq_topic: str = field(default="dbl.events.dlq", metadata=_env("DBL_DLQ_TOPIC"))
+    events_partitions: int = field(default=4, metadata=_env("DBL_EVENTS_PARTITIONS"))
+    redis_prefix: str = field(default="dbl", metadata=_env("DBL_REDIS_PREFIX"))
+    collector_host: str = field(default="127.0.0.1", metadata=_env("DBL_COLLECTOR_HOST"))
+    collector_port: int = field(default=8080, metadata=_env("DBL_COLLECTOR_PORT"))
+    rep_api_host: str = field(default="127.0.0.1", metadata=_env("DBL_REP_API_HOST"))
+    rep_api_port: int = field(default=8081, metadata=_env("DBL_REP_API_PORT"))
+    dataflow_metrics_host: str = field(
+        default="127.0.0.1", metadata=_env("DBL_DATAFLOW_METRICS_HOST")
+    )
+    dataflow_metrics_port: int = field(default=9464, metadata=_env("DBL_DATAFLOW_METRICS_PORT"))
+    produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
+    dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
+
+    @property
+    def brokers(self) -> str:
+        """The bootstrap servers; raises if neither set nor started by `dbl run`."""
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "", "is not set (dbl run sets it)")
+        return self.kafka_bootstrap_servers
+
+    @property
+    def redis(self) -> str:
+        """The Redis URL; raises if neither set nor started by `dbl run`."""
+        if not self.redis_url:
+            raise ConfigError("REDIS_URL", "", "is not set (dbl run sets it)")
+        return self.redis_url
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (tests and the launcher use it)."""
+        return replace(self, **changes)
+
+    def as_environment(self) -> dict[str, str]:
+        """The variables that rebuild these settings in a child process."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[f.metadata["env"]] = str(value)
+        return env
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; bad values name the variable."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = source.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(name, raw, f.default)
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.lower() in {"1", "true", "yes"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(name, "", f"must be a whole number, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(name, "", f"must be a number, got {raw!r}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw

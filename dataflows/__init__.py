@@ -1,0 +1,1 @@
+"""The Bytewax dataflow and the pure identity and scoring logic it calls."""

@@ -1,0 +1,194 @@
+"""The DBL dataflow: decode -> resolve_identity -> score -> profiles, alerts and the DLQ.
+
+Run it with `python -m dataflows` (which also serves metrics), or directly:
+
+    python -m bytewax.run "dataflows.flow:build_flow()"
+
+Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+
+from config.scoring import ScoringModel, load_scoring_model
+from config.settings import Settings
+from dataflows import metrics
+from dataflows.identity import Cookie, Outcome, ToContact, how_recognized, resolve
+from dataflows.leads import LeadUpdate, profile_view, update_lead
+from dataflows.profile import Profile, assess
+from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
+from dbl import codec
+from dbl.redis_keys import RedisKeys
+from tracking.envelope import Envelope, InvalidEvent, contact_key, decode
+
+MAX_DLQ_VALUE_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that is not a valid envelope, with where it came from and why."""
+
+    reason: str
+    message: KafkaSourceMessage[bytes | None, bytes | None]
+
+
+def decode_message(
+    message: KafkaSourceMessage[bytes | None, bytes | None],
+) -> Envelope | Rejected:
+    """Decode one broker message; bad input becomes data for the DLQ, never a crash."""
+    try:
+        envelope = decode(message.value)
+    except InvalidEvent as exc:
+        metrics.EVENTS.labels("rejected").inc()
+        return Rejected(exc.reason, message)
+    metrics.EVENTS.labels("accepted").inc()
+    return envelope
+
+
+def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
+    """The DLQ record: the reason, the coordinates and (a prefix of) the bad value."""
+    msg = rejected.message
+    raw = (msg.value or b"").decode("utf-8", "replace")[:MAX_DLQ_VALUE_CHARS]
+    record = {
+        "reason": rejected.reason,
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "value": raw,
+    }
+    return KafkaSinkMessage(msg.key, codec.dumps(record))
+
+
+class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
+    """Per cookie: keep its anonymous history until someone claims it, then route to them."""
+
+    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+        self._model = model
+        self._cookie: Cookie = pickle.loads(resume) if resume is not None else Cookie()
+
+    def on_item(self, value: Envelope) -> tuple[Iterable[Outcome], bool]:
+        assert value["anon_id"] is not None
+        linked_before = self._cookie.contact
+        outcome = resolve(self._cookie, value["anon_id"], value, self._model)
+        if self._cookie.contact != linked_before:
+            metrics.IDENTITY_LINKS.labels(self._cookie.how).inc()
+        return [outcome], StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._cookie, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
+    """Per contact: absorb linked histories, score each signal, alert on crossings."""
+
+    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+        self._model = model
+        self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
+
+    def on_item(self, value: ToContact) -> tuple[Iterable[LeadUpdate], bool]:
+        if self._profile is None:
+            self._profile = Profile(value.person)
+        update = update_lead(self._profile, value, self._model)
+        if update.alert is not None:
+            metrics.ALERTS.labels(update.alert["kind"]).inc()
+        return [update], StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _route_known(signal: Envelope) -> tuple[str, ToContact]:
+    person = contact_key(signal["user_id"], signal["email"])
+    assert person is not None, "decode guarantees an id"
+    return person, ToContact(person, signal, how_recognized(signal))
+
+
+def _outcome_parts(model: ScoringModel, outcome: Outcome) -> list[ToContact | ProfileWrite]:
+    parts: list[ToContact | ProfileWrite] = []
+    if outcome.moved_from is not None:
+        parts.append(ProfileWrite(outcome.moved_from, None))
+    if outcome.to_contact is not None:
+        parts.append(outcome.to_contact)
+    if outcome.anonymous is not None:
+        history = outcome.anonymous
+        view = profile_view(history, assess(history, history.last_seen, model), model)
+        parts.append(ProfileWrite(history.person, view))
+    return parts
+
+
+def _alert_message(update: LeadUpdate) -> KafkaSinkMessage[bytes, bytes]:
+    assert update.alert is not None
+    return KafkaSinkMessage(update.alert["contact"].encode(), codec.dumps(update.alert))
+
+
+def build_flow(
+    settings: Settings | None = None,
+    *,
+    events: Source[Any] | None = None,
+    profiles: Sink[ProfileWrite] | None = None,
+    alerts: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
+    dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
+) -> Dataflow:
+    """Build the dataflow; any end left as None is the real Kafka topic or Redis.
+
+    >>> from bytewax.testing import TestingSink, TestingSource
+    >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
+    ...                   alerts=TestingSink([]), dead_letters=TestingSink([]))
+    """
+    settings = settings or Settings.from_environment()
+    model = load_scoring_model(settings.config_dir / "scoring.toml")
+    flow = Dataflow("dbl")
+
+    messages = op.input("events_in", flow, events or _events_source(settings))
+    decoded = op.map("decode", messages, decode_message)
+    valid = op.branch("split_valid", decoded, lambda x: not isinstance(x, Rejected))
+    op.output(
+        "dlq_out",
+        op.map("dead_letter", valid.falses, dead_letter),
+        dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic),
+    )
+
+    by_cookie = op.branch("has_cookie", valid.trues, lambda e: e["anon_id"] is not None)
+    cookies = op.key_on("key_cookie", by_cookie.trues, lambda e: e["anon_id"])
+    outcomes = op.stateful("resolve_identity", cookies, lambda r: ResolveIdentity(model, r))
+    parts = op.flat_map_value("split_outcome", outcomes, lambda o: _outcome_parts(model, o))
+    routed = op.branch("is_routed", parts, lambda kv: isinstance(kv[1], ToContact))
+    to_contacts = op.merge(
+        "to_contacts",
+        op.map("key_person", routed.trues, lambda kv: (kv[1].person, kv[1])),
+        op.map("route_known", by_cookie.falses, _route_known),
+    )
+    updates = op.stateful("score", to_contacts, lambda r: ScoreLead(model, r))
+    lead_updates = op.map("lead_update", updates, lambda kv: kv[1])
+
+    contact_writes = op.map(
+        "contact_profile", lead_updates, lambda u: ProfileWrite(u.view["person"], u.view)
+    )
+    anonymous_writes = op.map("anonymous_profile", routed.falses, lambda kv: kv[1])
+    op.output(
+        "profiles_out",
+        op.merge("profile_writes", anonymous_writes, contact_writes),
+        profiles or RedisProfileSink(settings.redis, RedisKeys(settings.redis_prefix)),
+    )
+    raised = op.filter("has_alert", lead_updates, lambda u: u.alert is not None)
+    op.output(
+        "alerts_out",
+        op.map("alert_message", raised, _alert_message),
+        alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic),
+    )
+    return flow
+
+
+def _events_source(settings: Settings) -> KafkaSource:
+    return KafkaSource([settings.brokers], [settings.events_topic])

@@ -1,0 +1,92 @@
+"""Who is behind a cookie: the pure state transitions of identity resolution. No I/O.
+
+A cookie is anonymous (and keeps its own history) until a signal names a contact; then
+its whole history moves into that contact, once, and later signals go to the contact.
+A browser claim of a different contact on a linked cookie re-points it (shared device);
+it never merges two known contacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from config.scoring import ScoringModel
+from dataflows.profile import Profile, apply_signal
+from tracking.envelope import Envelope, contact_key
+
+ANONYMOUS_PREFIX: Final = "anon:"
+
+
+def anonymous_person(anon_id: str) -> str:
+    """The person key of a cookie nobody has claimed yet."""
+    return ANONYMOUS_PREFIX + anon_id
+
+
+def how_recognized(signal: Envelope) -> str:
+    """How a signal tells who the person is, strongest first: a rep weighs it."""
+    if signal["trust"] == "server":
+        return "server"
+    if signal["trust"] == "signed":
+        return "signed"
+    if signal["type"] == "form_submit":
+        return "form_fill"
+    return "browser_identify"
+
+
+@dataclass(slots=True)
+class Cookie:
+    """The identity state of one anonymous id."""
+
+    contact: str | None = None
+    how: str | None = None
+    # The cookie's own history while nobody has claimed it.
+    history: Profile | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToContact:
+    """A signal for a known contact, with the anonymous history to absorb on a new link."""
+
+    person: str
+    signal: Envelope
+    how: str
+    history: Profile | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one signal did to a cookie: routed to a contact, or scored anonymously."""
+
+    to_contact: ToContact | None = None
+    anonymous: Profile | None = None
+    # The anonymous profile that moved into a contact and should disappear from the read model.
+    moved_from: str | None = None
+
+
+def resolve(cookie: Cookie, anon_id: str, signal: Envelope, model: ScoringModel) -> Outcome:
+    """Apply one signal of cookie `anon_id`; mutates `cookie` and returns where it went."""
+    claimed = contact_key(signal["user_id"], signal["email"])
+    if claimed is not None and claimed != cookie.contact:
+        return _link(cookie, anon_id, claimed, signal)
+    if cookie.contact is not None:
+        assert cookie.how is not None
+        return Outcome(to_contact=ToContact(cookie.contact, signal, cookie.how))
+    history = cookie.history or Profile(anonymous_person(anon_id))
+    apply_signal(history, signal, model)
+    cookie.history = history
+    return Outcome(anonymous=history)
+
+
+def _link(cookie: Cookie, anon_id: str, claimed: str, signal: Envelope) -> Outcome:
+    if cookie.contact is not None:
+        # Already someone's cookie: re-point it for future signals; the past stays put.
+        cookie.contact, cookie.how = claimed, "shared_device"
+        return Outcome(to_contact=ToContact(claimed, signal, "shared_device"))
+    history, cookie.history = cookie.history, None
+    cookie.contact, cookie.how = claimed, how_recognized(signal)
+    moved_from = anonymous_person(anon_id) if history is not None else None
+    return Outcome(
+        to_contact=ToContact(claimed, signal, cookie.how, history),
+        moved_from=moved_from,
+    )

@@ -1,0 +1,163 @@
+"""Score math, free of I/O: decaying engagement, fit from traits, and the A-D x 1-4 grid.
+
+Engagement at time t is `sum(points_i * 0.5 ** ((t - t_i) / half_life_i))`. It is kept
+per engagement rule as values decayed to one reference time `as_of`, so an update costs
+O(rules touched), two sums merge exactly, and the order signals arrive in does not matter.
+All times are event times in epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from config.scoring import EngagementRule, FitRule, Grid, ScoringModel
+
+# Contributions that decayed below this are dropped, keeping per-person state small.
+NEGLIGIBLE_POINTS = 0.01
+
+
+def decay(points: float, elapsed_ms: float, half_life_ms: float) -> float:
+    """Points left after `elapsed_ms` when they halve every `half_life_ms`."""
+    if elapsed_ms <= 0:
+        return points
+    return float(points * 0.5 ** (elapsed_ms / half_life_ms))
+
+
+@dataclass(slots=True)
+class Engagement:
+    """Decayed points per engagement rule, all as of event time `as_of` (ms)."""
+
+    as_of: int = 0
+    points: dict[str, float] = field(default_factory=dict)
+
+    def add(self, rule_id: str, points: float, ts: int, half_lives: Mapping[str, float]) -> None:
+        """Add a signal's points at event time `ts` (earlier or later than `as_of`)."""
+        if ts >= self.as_of:
+            self.advance(ts, half_lives)
+            value = points
+        else:
+            value = decay(points, self.as_of - ts, half_lives[rule_id])
+        self.points[rule_id] = self.points.get(rule_id, 0.0) + value
+
+    def advance(self, ts: int, half_lives: Mapping[str, float]) -> None:
+        """Decay every contribution forward to `ts`; never moves backwards."""
+        elapsed = ts - self.as_of
+        if elapsed <= 0:
+            return
+        decayed = {
+            rule_id: decay(value, elapsed, half_lives[rule_id])
+            for rule_id, value in self.points.items()
+        }
+        self.points = {k: v for k, v in decayed.items() if abs(v) >= NEGLIGIBLE_POINTS}
+        self.as_of = ts
+
+    def merge(self, other: Engagement, half_lives: Mapping[str, float]) -> None:
+        """Fold another person's decayed sums into this one (each counted once)."""
+        later = max(self.as_of, other.as_of)
+        self.advance(later, half_lives)
+        incoming = Engagement(other.as_of, dict(other.points))
+        incoming.advance(later, half_lives)
+        for rule_id, value in incoming.points.items():
+            self.points[rule_id] = self.points.get(rule_id, 0.0) + value
+
+    def contributions(self, at: int, half_lives: Mapping[str, float]) -> dict[str, float]:
+        """Each rule's points decayed to `at` (never earlier than `as_of`)."""
+        elapsed = max(0, at - self.as_of)
+        return {
+            rule_id: decay(value, elapsed, half_lives[rule_id])
+            for rule_id, value in self.points.items()
+        }
+
+    def total(self, at: int, half_lives: Mapping[str, float]) -> float:
+        """Engagement at `at`: the sum of all contributions, never below 0."""
+        return max(0.0, sum(self.contributions(at, half_lives).values()))
+
+
+def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:
+    """The engagement rules whose conditions all match an event envelope."""
+    return [rule for rule in model.engagement if _matches(rule, signal)]
+
+
+def _matches(rule: EngagementRule, signal: Mapping[str, Any]) -> bool:
+    if rule.types and signal["type"] not in rule.types:
+        return False
+    if rule.channels and signal["channel"] not in rule.channels:
+        return False
+    if rule.events and signal.get("event") not in rule.events:
+        return False
+    if rule.paths and not _any_glob(_page_path(signal), rule.paths):
+        return False
+    return not rule.forms or _any_glob(str(signal["props"].get("form_id") or ""), rule.forms)
+
+
+def _page_path(signal: Mapping[str, Any]) -> str:
+    page = signal["context"].get("page") or {}
+    return str(page.get("path") or "")
+
+
+def _any_glob(value: str, patterns: tuple[str, ...]) -> bool:
+    return bool(value) and any(fnmatchcase(value, p) for p in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A fit score (0..100) and the rules that made it."""
+
+    score: float
+    reasons: tuple[tuple[str, float], ...]
+
+
+def fit_score(traits: Mapping[str, Any], model: ScoringModel) -> Fit:
+    """Fit from explicit traits: per trait, the first matching rule in file order counts."""
+    decided: set[str] = set()
+    reasons: list[tuple[str, float]] = []
+    for rule in model.fit:
+        if rule.trait in decided:
+            continue
+        value = traits.get(rule.trait)
+        if value is not None and _fit_matches(rule, value):
+            decided.add(rule.trait)
+            reasons.append((rule.label, rule.points))
+    score = min(100.0, max(0.0, sum(points for _, points in reasons)))
+    return Fit(score, tuple(reasons))
+
+
+def _fit_matches(rule: FitRule, value: Any) -> bool:
+    if rule.at_least is not None:
+        number = _leading_number(value)
+        return number is not None and number >= rule.at_least
+    text = str(value).strip().lower()
+    if rule.values:
+        return text in rule.values
+    return any(fnmatchcase(text, p) for p in rule.matches)
+
+
+def _leading_number(value: Any) -> float | None:
+    """A number from 500, "500" or a range such as "201-500" (its lower end)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    digits = ""
+    for ch in str(value).strip().replace(",", ""):
+        if not ch.isdigit():
+            break
+        digits += ch
+    return float(digits) if digits else None
+
+
+def grade(fit: float, engagement: float, grid: Grid) -> str:
+    """The grid cell, letter for fit (A best) and digit for engagement (1 hottest)."""
+    letter = next((name for name, floor in grid.fit_bands if fit >= floor), "D")
+    digit = next((name for name, floor in grid.engagement_bands if engagement >= floor), "4")
+    return letter + digit
+
+
+def is_sales_ready(fit: float, engagement: float, grid: Grid, *, was_ready: bool) -> bool:
+    """In a sales-ready cell; a lead already there stays until it falls out by the margin."""
+    if grade(fit, engagement, grid) in grid.sales_ready:
+        return True
+    return was_ready and grade(fit, engagement + grid.hysteresis, grid) in grid.sales_ready

@@ -1,0 +1,81 @@
+"""Where the dataflow's results go: the rep read model in Redis, and Kafka topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from bytewax.connectors.kafka import KafkaSink
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from dbl import codec
+from dbl.redis_keys import RedisKeys
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWrite:
+    """Replace a person's profile in the read model, or delete it (`view is None`)."""
+
+    person: str
+    view: dict[str, Any] | None
+
+
+def encode_profile(view: dict[str, Any]) -> dict[str, bytes]:
+    """A profile view as Redis hash fields, each holding one JSON value."""
+    return {field: codec.dumps(value) for field, value in view.items()}
+
+
+def decode_profile(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """The inverse of `encode_profile`."""
+    return {field.decode(): codec.loads(value) for field, value in fields.items()}
+
+
+class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
+    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def write_batch(self, items: list[ProfileWrite]) -> None:
+        # One pipeline per batch: one round trip however many profiles changed.
+        pipe = self._client.pipeline(transaction=False)
+        for item in items:
+            key = self._keys.profile(item.person)
+            if item.view is None:
+                pipe.delete(key)
+                pipe.zrem(self._keys.hot_leads, item.person)
+                continue
+            pipe.delete(key)
+            pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]
+            if not item.person.startswith("anon:"):
+                pipe.zadd(self._keys.hot_leads, {item.person: item.view["engagement"]})
+        pipe.execute()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RedisProfileSink(DynamicSink[ProfileWrite]):
+    """Writes profile views as hashes `<prefix>:profile:<person>` and the hot-lead index.
+
+    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"))
+    """
+
+    def __init__(self, url: str, keys: RedisKeys) -> None:
+        self._url = url
+        self._keys = keys
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> _RedisProfilePartition:
+        """One Redis connection per worker."""
+        return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys)
+
+
+def reliable_kafka_sink(brokers: str, topic: str) -> KafkaSink:
+    """A Kafka sink that waits for every replica (acks=all) and never duplicates on retry."""
+    return KafkaSink(
+        [brokers],
+        topic,
+        add_config={"acks": "all", "enable.idempotence": "true", "linger.ms": "5"},
+    )

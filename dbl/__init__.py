@@ -1,0 +1,1 @@
+"""DBL runtime: the JSON codec, the embedded services and the command line shared by every part."""

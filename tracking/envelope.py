@@ -1,0 +1,332 @@
+"""The event envelope (the value on `dbl.events`): building it from Segment calls, checking it.
+
+Pure functions, no I/O. `from_segment` turns one Segment HTTP Tracking API message into an
+envelope or raises `InvalidEvent` with a reason; `decode` checks an envelope read back from
+the broker, where anything may have been written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Final, TypedDict
+from urllib.parse import urlsplit
+
+from config.sites import Site
+from dbl import codec
+from dbl.errors import DBLError
+
+MAX_ID_CHARS: Final = 200
+MAX_TEXT_CHARS: Final = 2048
+# Trusted sources may backdate events (imports) but not by more than this, nor post-date.
+MAX_PAST_MS: Final = 366 * 86_400_000
+MAX_FUTURE_MS: Final = 5 * 60_000
+
+SEGMENT_TYPES: Final = frozenset({"page", "screen", "track", "identify", "alias", "group"})
+ENVELOPE_TYPES: Final = SEGMENT_TYPES | {"email_open", "email_click", "form_submit"}
+CHANNELS: Final = frozenset({"web", "email", "event", "crm"})
+TRUSTS: Final = frozenset({"browser", "signed", "server"})
+
+# Segment spec event names that DBL treats as first-class signal types.
+_TRACK_TYPES: Final = {
+    "Email Opened": ("email_open", "email"),
+    "Email Link Clicked": ("email_click", "email"),
+    "Form Submitted": ("form_submit", "web"),
+}
+_EVENT_CHANNEL_WORDS: Final = ("webinar", "trade show", "tradeshow", "conference", "meetup")
+
+# Ids that SDKs and broken sites send when they have none; never an identity.
+_JUNK_IDS: Final = frozenset(
+    {"", "0", "-1", "null", "none", "nil", "nan", "undefined", "anonymous", "guest"}
+    | {"unknown", "[object object]", "true", "false", "id", "email", "user"}
+)
+
+
+class InvalidEvent(DBLError):
+    """An event that cannot be accepted; `reason` says why, for the sender and the DLQ."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Page(TypedDict, total=False):
+    url: str
+    path: str
+    referrer: str
+    title: str
+
+
+class Context(TypedDict, total=False):
+    page: Page
+    campaign: dict[str, Any]
+    user_agent: str
+
+
+class Envelope(TypedDict):
+    """One signal, normalised. Times are epoch milliseconds; `ts` is event time."""
+
+    id: str
+    type: str
+    channel: str
+    ts: int
+    received_at: int
+    anon_id: str | None
+    user_id: str | None
+    email: str | None
+    account: str | None
+    name: str | None
+    event: str | None
+    props: dict[str, Any]
+    context: Context
+    source: str
+    trust: str
+
+
+def is_junk_id(value: str) -> bool:
+    """True for placeholder ids (`null`, `undefined`, `"0"`...) that must never identify anyone."""
+    return value.strip().strip("'\"").strip().lower() in _JUNK_IDS
+
+
+def normalize_email(value: Any) -> str | None:
+    """A lower-cased, trimmed email address, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    email = value.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or len(email) > 254 or " " in email:
+        return None
+    return email
+
+
+def contact_key(user_id: str | None, email: str | None) -> str | None:
+    """The person key of a known contact: the user id, else the normalised email."""
+    return user_id or email
+
+
+def partition_key(envelope: Envelope) -> str:
+    """The broker key: the anonymous id, else the contact key (one is always present)."""
+    key = envelope["anon_id"] or contact_key(envelope["user_id"], envelope["email"])
+    assert key is not None, "from_segment and decode guarantee an id"
+    return key
+
+
+def from_segment(
+    message: Any,
+    *,
+    site: Site,
+    received_at: int,
+    call_type: str | None = None,
+    user_agent: str | None = None,
+) -> Envelope:
+    """Normalise one Segment message (`/v1/track`, a `/v1/batch` item...) into an envelope."""
+    if not isinstance(message, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    segment_type = call_type or _text(message, "type", required=True)
+    if segment_type not in SEGMENT_TYPES:
+        raise InvalidEvent(f"type must be one of {sorted(SEGMENT_TYPES)}, got {segment_type!r}")
+    anon_id = _identifier(message, "anonymousId")
+    user_id = _identifier(message, "userId")
+    context = _object(message, "context")
+    traits = _traits(message, segment_type, context)
+    email = normalize_email(traits.get("email"))
+    if anon_id is None and user_id is None and email is None:
+        raise InvalidEvent("an event needs an anonymousId, a userId or an email trait")
+    event = _text(message, "event", required=segment_type == "track")
+    envelope_type, channel = _type_and_channel(segment_type, event, message, context)
+    props = traits if segment_type in ("identify", "group") else _object(message, "properties")
+    return Envelope(
+        id=_text(message, "messageId") or str(uuid.uuid4()),
+        type=envelope_type,
+        channel=channel,
+        ts=_event_time(message, site, received_at),
+        received_at=received_at,
+        anon_id=anon_id,
+        user_id=user_id,
+        email=email,
+        account=_account(message, segment_type, context, traits),
+        name=_person_name(traits),
+        event=event,
+        props=props,
+        context=_context(segment_type, message, context, user_agent),
+        source=site.name,
+        trust=site.trust,
+    )
+
+
+def _text(message: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = message.get(key)
+    if value is None:
+        if required:
+            raise InvalidEvent(f"{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{key} must be a string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidEvent(f"{key} is longer than {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _identifier(message: dict[str, Any], key: str) -> str | None:
+    value = message.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidEvent(f"{key} must be a string")
+    text = str(value).strip()
+    if len(text) > MAX_ID_CHARS:
+        raise InvalidEvent(f"{key} is longer than {MAX_ID_CHARS} characters")
+    return None if is_junk_id(text) else text
+
+
+def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"{key} must be a JSON object")
+    return value
+
+
+def _traits(message: dict[str, Any], segment_type: str, context: dict[str, Any]) -> dict[str, Any]:
+    own = _object(message, "traits") if segment_type in ("identify", "group") else {}
+    from_context = context.get("traits")
+    merged = dict(from_context) if isinstance(from_context, dict) else {}
+    if segment_type == "track":
+        props = _object(message, "properties")
+        if "email" in props:
+            merged["email"] = props["email"]
+    merged.update(own)
+    return merged
+
+
+def _type_and_channel(
+    segment_type: str, event: str | None, message: dict[str, Any], context: dict[str, Any]
+) -> tuple[str, str]:
+    if segment_type == "track" and event in _TRACK_TYPES:
+        return _TRACK_TYPES[event]
+    declared = context.get("channel")
+    if isinstance(declared, str) and declared in CHANNELS:
+        return segment_type, declared
+    if event and any(word in event.lower() for word in _EVENT_CHANNEL_WORDS):
+        return segment_type, "event"
+    return segment_type, "web"
+
+
+def _event_time(message: dict[str, Any], site: Site, received_at: int) -> int:
+    """Browser clocks are not trusted: only server keys may set the event time."""
+    raw = message.get("timestamp")
+    if site.trust != "server" or raw is None:
+        return received_at
+    if not isinstance(raw, str):
+        raise InvalidEvent("timestamp must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidEvent(f"timestamp {raw[:64]!r} is not ISO-8601") from None
+    if parsed.tzinfo is None:
+        raise InvalidEvent("timestamp needs a time zone (e.g. Z or +00:00)")
+    ts = int(parsed.timestamp() * 1000)
+    if ts > received_at + MAX_FUTURE_MS:
+        raise InvalidEvent("timestamp is in the future")
+    if ts < received_at - MAX_PAST_MS:
+        raise InvalidEvent("timestamp is more than a year in the past")
+    return ts
+
+
+def _account(
+    message: dict[str, Any], segment_type: str, context: dict[str, Any], traits: dict[str, Any]
+) -> str | None:
+    candidates = (
+        message.get("groupId") if segment_type == "group" else None,
+        context.get("groupId"),
+        traits.get("account_id"),
+    )
+    for value in candidates:
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()[:MAX_ID_CHARS]
+    return None
+
+
+def _person_name(traits: dict[str, Any]) -> str | None:
+    name = traits.get("name")
+    if not isinstance(name, str) or not name.strip():
+        parts = [traits.get("first_name"), traits.get("last_name")]
+        parts += [traits.get("firstName"), traits.get("lastName")]
+        name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return name[:200] if name else None
+
+
+def _context(
+    segment_type: str, message: dict[str, Any], context: dict[str, Any], user_agent: str | None
+) -> Context:
+    out = Context()
+    page = _page(segment_type, message, context)
+    if page:
+        out["page"] = page
+    campaign = context.get("campaign")
+    if isinstance(campaign, dict):
+        out["campaign"] = campaign
+    agent = context.get("userAgent")
+    agent = agent if isinstance(agent, str) else user_agent
+    if agent:
+        out["user_agent"] = agent[:512]
+    return out
+
+
+def _page(segment_type: str, message: dict[str, Any], context: dict[str, Any]) -> Page:
+    sources: list[dict[str, Any]] = []
+    if segment_type in ("page", "screen"):
+        sources.append(_object(message, "properties"))
+    if isinstance(context.get("page"), dict):
+        sources.append(context["page"])
+    page = Page()
+    for source in sources:
+        for key in ("url", "path", "referrer", "title"):
+            value = source.get(key)
+            if isinstance(value, str) and key not in page:
+                page[key] = value[:MAX_TEXT_CHARS]  # type: ignore[literal-required]
+    if "path" not in page and "url" in page:
+        page["path"] = urlsplit(page["url"]).path or "/"
+    return page
+
+
+_REQUIRED_TEXT: Final = ("id", "type", "channel", "source", "trust")
+_OPTIONAL_TEXT: Final = ("anon_id", "user_id", "email", "account", "name", "event")
+
+
+def decode(raw: bytes | None) -> Envelope:
+    """Parse and check an envelope read from the broker; raises `InvalidEvent` with the reason."""
+    if raw is None:
+        raise InvalidEvent("the message has no value")
+    try:
+        data = codec.loads(raw)
+    except codec.JSONDecodeError as exc:
+        raise InvalidEvent(f"the value is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("the value is not a JSON object")
+    for key in _REQUIRED_TEXT:
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise InvalidEvent(f"{key} must be a non-empty string")
+    for key in _OPTIONAL_TEXT:
+        data.setdefault(key, None)
+        if data[key] is not None and not isinstance(data[key], str):
+            raise InvalidEvent(f"{key} must be a string or null")
+    for key in ("ts", "received_at"):
+        if not isinstance(data.get(key), int) or isinstance(data[key], bool):
+            raise InvalidEvent(f"{key} must be epoch milliseconds")
+    for key in ("props", "context"):
+        data.setdefault(key, {})
+        if not isinstance(data[key], dict):
+            raise InvalidEvent(f"{key} must be a JSON object")
+    _check_choice(data, "type", ENVELOPE_TYPES)
+    _check_choice(data, "channel", CHANNELS)
+    _check_choice(data, "trust", TRUSTS)
+    if not (data["anon_id"] or data["user_id"] or data["email"]):
+        raise InvalidEvent("the event has neither anon_id, user_id nor email")
+    return data  # type: ignore[return-value]
+
+
+def _check_choice(data: dict[str, Any], key: str, allowed: frozenset[str]) -> None:
+    if data[key] not in allowed:
+        raise InvalidEvent(f"{key} {data[key]!r} is not one of {sorted(allowed)}")
