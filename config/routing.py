@@ -23,8 +23,8 @@ def load_routing(path: Path) -> Routing:
     reps: dict[str, str] = {}
     for rep_id, t in root.table("reps").subtables().items():
         t.only(("name",))
-        reps[rep_id] = t.str("name")
-    default_rep = root.str("default_rep")
+        reps[rep_id] = t.text("name")
+    default_rep = root.text("default_rep")
     if default_rep not in reps:
         raise root.error("default_rep", f"names {default_rep!r}, which is not under [reps]")
     return Routing(reps, default_rep)

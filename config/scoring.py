@@ -67,13 +67,8 @@ class ScoringModel:
         object.__setattr__(self, "labels", {r.id: r.label for r in self.engagement})
 
 
-_ENGAGEMENT_KEYS = ("id", "label", "points", "half_life_days") + (
-    "types",
-    "channels",
-    "events",
-    "paths",
-    "forms",
-)
+_CONDITION_KEYS = ("types", "channels", "events", "paths", "forms")
+_ENGAGEMENT_KEYS = ("id", "label", "points", "half_life_days", *_CONDITION_KEYS)
 _FIT_KEYS = ("id", "label", "trait", "points", "matches", "in", "in_list", "at_least")
 _FIT_GRADES = ("A", "B", "C")
 _ENGAGEMENT_GRADES = ("1", "2", "3")
@@ -104,23 +99,23 @@ def _unique_ids(root: Table, name: str, ids: list[str]) -> None:
 def _engagement_rule(t: Table) -> EngagementRule:
     t.only(_ENGAGEMENT_KEYS)
     return EngagementRule(
-        id=t.str("id"),
-        label=t.str("label"),
+        id=t.text("id"),
+        label=t.text("label"),
         points=t.number("points"),
         half_life_ms=t.number("half_life_days", positive=True) * DAY_MS,
-        types=t.str_list("types", ()),
-        channels=t.str_list("channels", ()),
-        events=t.str_list("events", ()),
-        paths=t.str_list("paths", ()),
-        forms=t.str_list("forms", ()),
+        types=t.texts("types", ()),
+        channels=t.texts("channels", ()),
+        events=t.texts("events", ()),
+        paths=t.texts("paths", ()),
+        forms=t.texts("forms", ()),
     )
 
 
 def _fit_rule(t: Table, config_dir: Path) -> FitRule:
     t.only(_FIT_KEYS)
-    matches = tuple(m.lower() for m in t.str_list("matches", ()))
-    values = {v.lower() for v in t.str_list("in", ())}
-    list_file = t.str("in_list", None)
+    matches = tuple(m.lower() for m in t.texts("matches", ()))
+    values = {v.lower() for v in t.texts("in", ())}
+    list_file = t.text("in_list", None)
     if list_file is not None:
         values |= _read_list(t, "in_list", config_dir / list_file)
     at_least = t.number("at_least", None)
@@ -128,9 +123,9 @@ def _fit_rule(t: Table, config_dir: Path) -> FitRule:
     if given != 1:
         raise t.error("matches", "needs exactly one of matches, in/in_list or at_least")
     return FitRule(
-        id=t.str("id"),
-        label=t.str("label"),
-        trait=t.str("trait"),
+        id=t.text("id"),
+        label=t.text("label"),
+        trait=t.text("trait"),
         points=t.number("points"),
         matches=matches,
         values=frozenset(values),
@@ -150,7 +145,7 @@ def _grid(t: Table) -> Grid:
     t.only(("fit_bands", "engagement_bands", "sales_ready", "hysteresis"))
     fit_bands = _bands(t.table("fit_bands"), _FIT_GRADES)
     engagement_bands = _bands(t.table("engagement_bands"), _ENGAGEMENT_GRADES)
-    cells = t.str_list("sales_ready")
+    cells = t.texts("sales_ready")
     valid = {f + e for f in (*_FIT_GRADES, "D") for e in (*_ENGAGEMENT_GRADES, "4")}
     for cell in cells:
         if cell not in valid:

@@ -27,8 +27,8 @@ def load_sites(path: Path) -> dict[str, Site]:
     by_key: dict[str, Site] = {}
     for name, t in root.table("sites").subtables().items():
         t.only(("write_key", "trust"))
-        write_key = t.str("write_key")
-        trust = t.str("trust")
+        write_key = t.text("write_key")
+        trust = t.text("trust")
         if trust not in ("browser", "server"):
             raise t.error("trust", f"must be 'browser' or 'server', got {trust!r}")
         if write_key in by_key:

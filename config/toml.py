@@ -1,4 +1,4 @@
-"""Typed access to a parsed TOML file, raising errors that name the file, the key and the problem."""
+"""Typed access to parsed TOML: every error names the file, the key and the problem."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Table:
             raise self.error(name, "is required")
         return default
 
-    def str(self, name: str, default: Any = _MISSING) -> Any:
+    def text(self, name: str, default: Any = _MISSING) -> Any:
         value = self._get(name, default)
         if value is not default and (not isinstance(value, str) or not value.strip()):
             raise self.error(name, f"must be a non-empty string, got {value!r}")
@@ -70,7 +70,7 @@ class Table:
             raise self.error(name, f"must be greater than 0, got {value!r}")
         return float(value)
 
-    def str_list(self, name: str, default: Any = _MISSING) -> Any:
+    def texts(self, name: str, default: Any = _MISSING) -> Any:
         value = self._get(name, default)
         if value is default:
             return value

@@ -12,11 +12,11 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource, KafkaSourceMessage
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
@@ -108,23 +108,52 @@ class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
         return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _is_rejected(item: Envelope | Rejected) -> TypeGuard[Rejected]:
+    return isinstance(item, Rejected)
+
+
+def _as_envelope(item: Envelope | Rejected) -> Envelope:
+    assert not isinstance(item, Rejected)
+    return item
+
+
+def _has_cookie(signal: Envelope) -> bool:
+    return signal["anon_id"] is not None
+
+
+def _cookie_of(signal: Envelope) -> str:
+    assert signal["anon_id"] is not None
+    return signal["anon_id"]
+
+
+def _value(kv: tuple[str, LeadUpdate]) -> LeadUpdate:
+    return kv[1]
+
+
 def _route_known(signal: Envelope) -> tuple[str, ToContact]:
     person = contact_key(signal["user_id"], signal["email"])
     assert person is not None, "decode guarantees an id"
     return person, ToContact(person, signal, how_recognized(signal))
 
 
-def _outcome_parts(model: ScoringModel, outcome: Outcome) -> list[ToContact | ProfileWrite]:
-    parts: list[ToContact | ProfileWrite] = []
+def _routed(kv: tuple[str, Outcome]) -> list[tuple[str, ToContact]]:
+    to_contact = kv[1].to_contact
+    return [] if to_contact is None else [(to_contact.person, to_contact)]
+
+
+def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
+    writes: list[ProfileWrite] = []
     if outcome.moved_from is not None:
-        parts.append(ProfileWrite(outcome.moved_from, None))
-    if outcome.to_contact is not None:
-        parts.append(outcome.to_contact)
+        writes.append(ProfileWrite(outcome.moved_from, None))
     if outcome.anonymous is not None:
         history = outcome.anonymous
         view = profile_view(history, assess(history, history.last_seen, model), model)
-        parts.append(ProfileWrite(history.person, view))
-    return parts
+        writes.append(ProfileWrite(history.person, view))
+    return writes
+
+
+def _contact_write(update: LeadUpdate) -> ProfileWrite:
+    return ProfileWrite(update.view["person"], update.view)
 
 
 def _alert_message(update: LeadUpdate) -> KafkaSinkMessage[bytes, bytes]:
@@ -152,41 +181,33 @@ def build_flow(
 
     messages = op.input("events_in", flow, events or _events_source(settings))
     decoded = op.map("decode", messages, decode_message)
-    valid = op.branch("split_valid", decoded, lambda x: not isinstance(x, Rejected))
-    op.output(
-        "dlq_out",
-        op.map("dead_letter", valid.falses, dead_letter),
-        dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic),
-    )
+    invalid = op.branch("split_invalid", decoded, _is_rejected)
+    dlq_sink: Sink[Any] = dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic)
+    op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
 
-    by_cookie = op.branch("has_cookie", valid.trues, lambda e: e["anon_id"] is not None)
-    cookies = op.key_on("key_cookie", by_cookie.trues, lambda e: e["anon_id"])
+    valid: Stream[Envelope] = op.map("valid", invalid.falses, _as_envelope)
+    by_cookie = op.branch("has_cookie", valid, _has_cookie)
+    cookies = op.key_on("key_cookie", by_cookie.trues, _cookie_of)
     outcomes = op.stateful("resolve_identity", cookies, lambda r: ResolveIdentity(model, r))
-    parts = op.flat_map_value("split_outcome", outcomes, lambda o: _outcome_parts(model, o))
-    routed = op.branch("is_routed", parts, lambda kv: isinstance(kv[1], ToContact))
     to_contacts = op.merge(
         "to_contacts",
-        op.map("key_person", routed.trues, lambda kv: (kv[1].person, kv[1])),
+        op.flat_map("routed", outcomes, _routed),
         op.map("route_known", by_cookie.falses, _route_known),
     )
     updates = op.stateful("score", to_contacts, lambda r: ScoreLead(model, r))
-    lead_updates = op.map("lead_update", updates, lambda kv: kv[1])
+    lead_updates: Stream[LeadUpdate] = op.map("lead_update", updates, _value)
 
-    contact_writes = op.map(
-        "contact_profile", lead_updates, lambda u: ProfileWrite(u.view["person"], u.view)
+    writes = op.merge(
+        "profile_writes",
+        op.flat_map("anonymous_profile", outcomes, lambda kv: _anonymous_writes(model, kv[1])),
+        op.map("contact_profile", lead_updates, _contact_write),
     )
-    anonymous_writes = op.map("anonymous_profile", routed.falses, lambda kv: kv[1])
-    op.output(
-        "profiles_out",
-        op.merge("profile_writes", anonymous_writes, contact_writes),
-        profiles or RedisProfileSink(settings.redis, RedisKeys(settings.redis_prefix)),
-    )
+    redis_sink = profiles or RedisProfileSink(settings.redis, RedisKeys(settings.redis_prefix))
+    op.output("profiles_out", writes, redis_sink)
+
     raised = op.filter("has_alert", lead_updates, lambda u: u.alert is not None)
-    op.output(
-        "alerts_out",
-        op.map("alert_message", raised, _alert_message),
-        alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic),
-    )
+    alerts_sink: Sink[Any] = alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic)
+    op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
     return flow
 
 

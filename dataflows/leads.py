@@ -35,9 +35,7 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> LeadU
     return LeadUpdate(view, sales_ready_alert(profile, assessment, view))
 
 
-def profile_view(
-    profile: Profile, assessment: Assessment, model: ScoringModel
-) -> dict[str, Any]:
+def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> dict[str, Any]:
     """The profile as reps read it (Redis hash, profile API, alert payload)."""
     traits = profile.traits
     return {

@@ -65,9 +65,7 @@ class RedisProfileSink(DynamicSink[ProfileWrite]):
         self._url = url
         self._keys = keys
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> _RedisProfilePartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisProfilePartition:
         """One Redis connection per worker."""
         return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys)
 

@@ -285,7 +285,7 @@ def _page(segment_type: str, message: dict[str, Any], context: dict[str, Any]) -
         for key in ("url", "path", "referrer", "title"):
             value = source.get(key)
             if isinstance(value, str) and key not in page:
-                page[key] = value[:MAX_TEXT_CHARS]  # type: ignore[literal-required]
+                page[key] = value[:MAX_TEXT_CHARS]
     if "path" not in page and "url" in page:
         page["path"] = urlsplit(page["url"]).path or "/"
     return page

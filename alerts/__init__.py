@@ -1,0 +1,1 @@
+"""Alert routing and delivery to reps, and the rep-facing API."""

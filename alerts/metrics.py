@@ -1,0 +1,12 @@
+"""Prometheus metrics of the dispatcher and rep API (module-level; small label sets)."""
+
+from prometheus_client import Counter
+
+DELIVERIES = Counter(
+    "dbl_alert_deliveries_total",
+    "Alert deliveries, by channel and outcome.",
+    ["channel", "outcome"],
+)
+MALFORMED = Counter(
+    "dbl_alerts_malformed_total", "Records on the alerts topic that were not alerts."
+)

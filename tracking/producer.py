@@ -1,0 +1,143 @@
+"""The collector's Kafka producer: acks=all, idempotent, awaited per request, never flushed
+per message.
+
+A request's records are produced together and the request waits for the broker's
+acknowledgement of all of them. When the broker is known to be unreachable, `send`
+fails at once so the collector can answer 503 fast instead of holding connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from dbl.errors import DBLError
+
+# While the broker is down, check this often whether it is back.
+PROBE_INTERVAL_S = 1.0
+
+
+class BrokerUnavailable(DBLError):
+    """The broker did not acknowledge: the client should retry later (503)."""
+
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
+
+class _Pending:
+    """The acknowledgements one request is waiting for (set from the poll thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+        self.lock = threading.Lock()
+        self.expected: int | None = None
+        self.done = 0
+        self.error: Any = None
+
+    def acknowledged(self, error: Any, _message: Any) -> None:
+        with self.lock:
+            self.done += 1
+            if error is not None and self.error is None:
+                self.error = error
+            finished = self.done == self.expected
+        if finished:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def all_produced(self, count: int) -> None:
+        with self.lock:
+            self.expected = count
+            finished = self.done == count
+        if finished:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        if self.future.done():
+            return
+        if self.error is None:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(BrokerUnavailable(str(self.error)))
+
+
+class EventProducer:
+    """Produces records and awaits their acknowledgement; one per collector process."""
+
+    def __init__(self, brokers: str, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._producer = Producer(
+            {
+                "bootstrap.servers": brokers,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 2,
+                "message.timeout.ms": int(timeout_s * 1000),
+                "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+                "reconnect.backoff.max.ms": 1000,
+                "error_cb": self._on_error,
+            }
+        )
+        self._down = False
+        self._last_probe = 0.0
+        self._running = True
+        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    @property
+    def broker_down(self) -> bool:
+        """True while the broker is known to be unreachable."""
+        return self._down
+
+    async def send(self, records: Sequence[Record]) -> None:
+        """Produce `records` and return once the broker acknowledged every one of them."""
+        if self._down:
+            raise BrokerUnavailable("the broker is unreachable")
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        pending = _Pending(loop, loop.create_future())
+        for count, (topic, key, value) in enumerate(records):
+            try:
+                self._producer.produce(topic, value, key, on_delivery=pending.acknowledged)
+            except (BufferError, KafkaException) as exc:
+                # The local queue is full or the producer is failing: refuse the rest.
+                pending.error = exc
+                pending.all_produced(count)
+                break
+        else:
+            pending.all_produced(len(records))
+        try:
+            await asyncio.wait_for(pending.future, self._timeout_s + 1)
+        except TimeoutError:
+            raise BrokerUnavailable("the broker did not acknowledge in time") from None
+        self._down = False
+
+    def close(self) -> None:
+        """Deliver what is queued (bounded wait) and stop the poll thread."""
+        self._producer.flush(self._timeout_s)
+        self._running = False
+        self._poller.join(timeout=2)
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Single dropped connections (idle timeouts) are routine; only "all down" counts.
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._down = True
+
+    def _poll(self) -> None:
+        while self._running:
+            self._producer.poll(0.05)
+            if self._down and time.monotonic() - self._last_probe > PROBE_INTERVAL_S:
+                self._last_probe = time.monotonic()
+                self._probe()
+
+    def _probe(self) -> None:
+        try:
+            self._producer.list_topics(timeout=PROBE_INTERVAL_S / 2)
+        except KafkaException:
+            return
+        self._down = False
