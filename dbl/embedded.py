@@ -80,6 +80,9 @@ class _EmbeddedProcess:
             stderr=subprocess.STDOUT,
             cwd=self._dir.name,
             preexec_fn=die_with_parent,
+            # Own session: a terminal's Ctrl-C reaches only `dbl run`, which stops
+            # everything in order (services last).
+            start_new_session=True,
         )
         try:
             wait_for_port(self.port, self._process, START_TIMEOUT_S)

@@ -37,6 +37,9 @@ class Supervisor:
             [sys.executable, "-m", module, *args],
             env=self._env,
             preexec_fn=die_with_parent,
+            # Own session: a terminal's Ctrl-C reaches only `dbl run`, which stops
+            # everything in order (services last).
+            start_new_session=True,
         )
         child = Child(name, process)
         self._children.append(child)

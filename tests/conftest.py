@@ -1,0 +1,147 @@
+"""Shared fixtures: one real broker and one real Redis per test session, unique topics and
+Redis key prefix per test, and factories for envelopes and running DBL processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import settings as hypothesis_settings
+
+from config.settings import Settings
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
+from dbl.topics import ensure_topics
+from tracking.envelope import Envelope
+
+hypothesis_settings.register_profile("dbl", deadline=None, max_examples=150)
+hypothesis_settings.load_profile("dbl")
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch ms: a fixed event-time origin
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """A real Kafka-protocol broker (Tansu) on a free port, for the whole session."""
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A real redis-server on a free port, for the whole session."""
+    with EmbeddedRedis() as running:
+        yield running
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
+    """Settings of a fresh namespace: its own topics (created) and Redis key prefix."""
+    tag = uuid.uuid4().hex[:10]
+    configured = Settings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        redis_url=redis_server.url,
+        events_topic=f"t{tag}.events",
+        alerts_topic=f"t{tag}.alerts",
+        dlq_topic=f"t{tag}.dlq",
+        redis_prefix=f"t{tag}",
+        dispatcher_group=f"t{tag}.dispatcher",
+        collector_port=free_port(),
+        rep_api_port=free_port(),
+        dataflow_metrics_port=free_port(),
+        produce_timeout_s=3.0,
+    )
+    ensure_topics(configured)
+    return configured
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+ProcessFactory = Callable[[str], subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_process(settings: Settings, tmp_path: Path) -> Iterator[ProcessFactory]:
+    """Start `python -m <module>` with the test's settings; everything is stopped after."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, **settings.as_environment()}
+
+    def start(module: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"{module}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.terminate()
+    for process in started:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def running_system(settings: Settings, start_process: ProcessFactory) -> Settings:
+    """The collector, the dataflow and the rep service, started as `dbl run` starts them."""
+    collector = start_process("tracking")
+    start_process("dataflows")
+    rep_service = start_process("alerts")
+    wait_for_port(settings.collector_port, collector, timeout=20)
+    wait_for_port(settings.rep_api_port, rep_service, timeout=20)
+    return settings
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def envelope(**fields: object) -> Envelope:
+    """A valid browser page-view envelope at T0, with any field overridden."""
+    base: dict[str, object] = {
+        "id": uuid.uuid4().hex,
+        "type": "page",
+        "channel": "web",
+        "ts": T0,
+        "received_at": T0,
+        "anon_id": "cookie-1",
+        "user_id": None,
+        "email": None,
+        "account": None,
+        "name": None,
+        "event": None,
+        "props": {},
+        "context": {},
+        "source": "demo",
+        "trust": "browser",
+    }
+    base.update(fields)
+    return base  # type: ignore[return-value]
+
+
+def page_view(path: str, **fields: object) -> Envelope:
+    """A page view of `path`."""
+    return envelope(context={"page": {"path": path}}, **fields)

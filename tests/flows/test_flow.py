@@ -1,0 +1,145 @@
+"""The dataflow on the real Bytewax engine, with testing sources and sinks, 1 and 3 workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bytewax.connectors.kafka import KafkaSourceMessage
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+
+from config.settings import Settings
+from dataflows.flow import build_flow
+from dataflows.sinks import ProfileWrite
+from dbl import codec
+from tests.conftest import T0, envelope, page_view
+from tracking.envelope import Envelope
+
+MINUTE = 60_000
+
+
+def _message(value: bytes, offset: int) -> KafkaSourceMessage[bytes | None, bytes | None]:
+    return KafkaSourceMessage(key=b"k", value=value, topic="events", partition=0, offset=offset)
+
+
+def run_flow(items: list[Envelope | bytes], workers: int) -> dict[str, Any]:
+    """Run the real flow over `items`; returns the final profiles, alerts and DLQ records."""
+    values = [i if isinstance(i, bytes) else codec.dumps(i) for i in items]
+    messages = [_message(value, n) for n, value in enumerate(values)]
+    profiles: list[ProfileWrite] = []
+    alerts: list[Any] = []
+    dead: list[Any] = []
+    flow = build_flow(
+        Settings(),
+        events=TestingSource(messages, batch_size=4),
+        profiles=TestingSink(profiles),
+        alerts=TestingSink(alerts),
+        dead_letters=TestingSink(dead),
+    )
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    final: dict[str, dict[str, Any] | None] = {}
+    for write in profiles:
+        final[write.person] = write.view
+    return {
+        "profiles": {person: view for person, view in final.items() if view is not None},
+        "alerts": [codec.loads(a.value) for a in alerts],
+        "dlq": [codec.loads(d.value) for d in dead],
+    }
+
+
+TRAITS = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
+
+
+def hot_lead_journey() -> list[Envelope]:
+    """Anonymous browsing, an identify, an email click, then pricing visits and a demo form."""
+    ts = iter(range(T0, T0 + 1000 * MINUTE, MINUTE))
+    items = [page_view("/blog", ts=next(ts)), page_view("/pricing", ts=next(ts))]
+    items.append(
+        envelope(
+            type="identify",
+            ts=next(ts),
+            email="dana@acme.com",
+            name="Dana Ruiz",
+            props={**TRAITS, "company": "Acme"},
+        )
+    )
+    items.append(
+        envelope(
+            type="email_click",
+            channel="email",
+            anon_id=None,
+            email="dana@acme.com",
+            trust="server",
+            ts=next(ts),
+        )
+    )
+    items += [page_view("/pricing", ts=next(ts)) for _ in range(2)]
+    items.append(envelope(type="form_submit", ts=next(ts), props={"form_id": "demo-request"}))
+    items += [page_view("/pricing", ts=next(ts)) for _ in range(3)]
+    return items
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_identify_moves_anonymous_history_and_alerts_once(workers):
+    out = run_flow(hot_lead_journey(), workers)
+    assert "anon:cookie-1" not in out["profiles"], "the anonymous profile moved into the contact"
+    dana = out["profiles"]["dana@acme.com"]
+    # 3 pricing views before the demo form: 11 each; /blog 1; email click 5; form 10 + 30;
+    # then 3 more pricing views. Minutes apart, decay is negligible at one decimal.
+    assert dana["engagement"] == pytest.approx(1 + 11 * 6 + 5 + 40, abs=0.2)
+    assert dana["grade"] == "A1"
+    assert dana["account"] == "acme.com"
+    assert dana["recognized_by"] == "browser_identify"
+    activity = [what for _, what in dana["activity"]]
+    assert activity[-2:] == ["Viewed /pricing", "Viewed /blog"], "anonymous history is kept"
+    assert [a["kind"] for a in out["alerts"]] == ["sales_ready"]
+    alert = out["alerts"][0]
+    assert alert["contact"] == "dana@acme.com"
+    assert alert["grade"] in {"A1", "A2"}
+    assert alert["reason"].startswith(f"entered {alert['grade']}")
+    assert alert["profile"]["name"] == "Dana Ruiz"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_results_do_not_depend_on_worker_count(workers):
+    many: list[Envelope] = []
+    for n in range(6):
+        for item in hot_lead_journey():
+            renamed = dict(item)
+            renamed["id"] = f"{n}-{item['id']}"
+            if item["anon_id"]:
+                renamed["anon_id"] = f"cookie-{n}"
+            if item["email"]:
+                renamed["email"] = f"p{n}@acme.com"
+            many.append(renamed)  # type: ignore[arg-type]
+    one = run_flow(many, 1)
+    out = run_flow(many, workers)
+    assert out["profiles"].keys() == one["profiles"].keys()
+    for person, view in one["profiles"].items():
+        assert out["profiles"][person]["engagement"] == pytest.approx(view["engagement"])
+    assert sorted(a["id"] for a in out["alerts"]) == sorted(a["id"] for a in one["alerts"])
+    assert len(out["alerts"]) == 6
+
+
+def test_a_lead_that_stays_sales_ready_does_not_alert_again():
+    items = hot_lead_journey()
+    items += [page_view("/pricing", ts=T0 + (100 + n) * MINUTE) for n in range(10)]
+    assert len(run_flow(items, 1)["alerts"]) == 1
+
+
+def test_bad_messages_go_to_the_dlq_with_their_reason_and_coordinates():
+    good = page_view("/pricing")
+    out = run_flow([b"{not json", good, b'{"id": "x", "type": "page"}'], 1)
+    assert [d["offset"] for d in out["dlq"]] == [0, 2]
+    assert "not JSON" in out["dlq"][0]["reason"]
+    assert out["dlq"][0]["value"] == "{not json"
+    assert out["dlq"][1]["topic"] == "events"
+    assert "anon:cookie-1" in out["profiles"], "the good event between bad ones is scored"
+
+
+def test_a_free_mail_contact_has_no_account():
+    items = [envelope(type="identify", email="dana@gmail.com", props=TRAITS)]
+    assert run_flow(items, 1)["profiles"]["dana@gmail.com"]["account"] is None

@@ -1,0 +1,90 @@
+"""Broken configuration stops start-up with the file, the key and the problem."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from config.errors import ConfigError
+from config.routing import load_routing
+from config.scoring import load_scoring_model
+from config.settings import CONFIG_DIR, Settings
+from config.sites import load_sites
+
+
+def _copy_config(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_config_is_valid():
+    load_scoring_model(CONFIG_DIR / "scoring.toml")
+    assert "wk_demo_browser" in load_sites(CONFIG_DIR / "sites.toml")
+    assert load_routing(CONFIG_DIR / "routing.toml").default_rep == "alex"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ("half_life_days = 14", "half_life_days = 0", "engagement[1].half_life_days", "than 0"),
+        ("points = 10\nhalf_life_days = 14", "points = 'ten'\nhalf_life_days = 14", "points", ""),
+        ('id = "pricing_page"', 'id = "page_view"', "engagement[1].id", "repeats"),
+        ('types = ["page"]\npaths', 'type = ["page"]\npaths', "type", "not a known key"),
+        ('sales_ready = ["A1"', 'sales_ready = ["Z9"', "grade.sales_ready", "Z9"),
+        ("A = 70, B = 45", "A = 40, B = 45", "grade.fit_bands.A", "decrease"),
+        ('in_list = "free_mail.txt"', 'in_list = "nope.txt"', "in_list", "does not exist"),
+    ],
+)
+def test_broken_scoring_file_names_file_key_and_problem(tmp_path, old, new, key, problem):
+    config = _copy_config(tmp_path)
+    _edit(config / "scoring.toml", old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_scoring_model(config / "scoring.toml")
+    message = str(caught.value)
+    assert str(config / "scoring.toml") in message
+    assert key in message
+    assert problem in message
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    config = _copy_config(tmp_path)
+    (config / "sites.toml").write_text("[sites.x\nwrite_key=")
+    with pytest.raises(ConfigError, match=r"sites\.toml is not valid TOML"):
+        load_sites(config / "sites.toml")
+
+
+def test_unknown_trust_and_duplicate_write_keys_are_refused(tmp_path):
+    config = _copy_config(tmp_path)
+    _edit(config / "sites.toml", 'trust = "browser"', 'trust = "everyone"')
+    with pytest.raises(ConfigError, match=r"sites\.demo\.trust must be"):
+        load_sites(config / "sites.toml")
+    _edit(config / "sites.toml", 'trust = "everyone"', 'trust = "browser"')
+    _edit(config / "sites.toml", '"wk_demo_server"', '"wk_demo_browser"')
+    with pytest.raises(ConfigError, match="already the key of site 'demo'"):
+        load_sites(config / "sites.toml")
+
+
+def test_default_rep_must_be_a_rep(tmp_path):
+    config = _copy_config(tmp_path)
+    _edit(config / "routing.toml", 'default_rep = "alex"', 'default_rep = "nobody"')
+    with pytest.raises(ConfigError, match="default_rep names 'nobody'"):
+        load_routing(config / "routing.toml")
+
+
+def test_settings_come_from_named_variables():
+    settings = Settings.from_environment({"DBL_COLLECTOR_PORT": "9000", "REDIS_URL": "redis://x"})
+    assert settings.collector_port == 9000
+    assert settings.redis == "redis://x"
+    assert Settings.from_environment(settings.as_environment()) == settings
+
+
+def test_bad_setting_names_the_variable():
+    with pytest.raises(ConfigError, match="DBL_COLLECTOR_PORT must be a whole number"):
+        Settings.from_environment({"DBL_COLLECTOR_PORT": "eighty"})

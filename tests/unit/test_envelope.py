@@ -1,0 +1,139 @@
+"""Segment messages become envelopes; bad ones are refused with a reason."""
+
+import pytest
+
+from config.sites import Site
+from dbl import codec
+from tracking.envelope import (
+    MAX_PAST_MS,
+    InvalidEvent,
+    decode,
+    from_segment,
+    is_junk_id,
+    partition_key,
+)
+
+BROWSER = Site("demo", "wk_b", "browser")
+SERVER = Site("backend", "wk_s", "server")
+NOW = 1_767_225_600_000
+
+
+def build(message, site=BROWSER, call_type=None):
+    return from_segment(message, site=site, received_at=NOW, call_type=call_type)
+
+
+def test_page_call_normalises_page_context_and_keys_by_cookie():
+    env = build(
+        {"anonymousId": "c1", "properties": {"url": "https://x.io/pricing?a=1", "title": "P"}},
+        call_type="page",
+    )
+    assert env["type"] == "page"
+    assert env["channel"] == "web"
+    assert env["context"]["page"] == {
+        "url": "https://x.io/pricing?a=1",
+        "title": "P",
+        "path": "/pricing",
+    }
+    assert partition_key(env) == "c1"
+    assert env["ts"] == env["received_at"] == NOW
+
+
+def test_identify_carries_email_name_and_traits():
+    env = build(
+        {
+            "type": "identify",
+            "anonymousId": "c1",
+            "traits": {"email": " Dana@Acme.COM ", "firstName": "Dana", "lastName": "Ruiz"},
+        }
+    )
+    assert env["email"] == "dana@acme.com"
+    assert env["name"] == "Dana Ruiz"
+    assert env["props"]["firstName"] == "Dana"
+
+
+def test_spec_email_events_become_signal_types():
+    env = build(
+        {"type": "track", "event": "Email Opened", "context": {"traits": {"email": "a@b.io"}}},
+        site=SERVER,
+    )
+    assert (env["type"], env["channel"]) == ("email_open", "email")
+    assert partition_key(env) == "a@b.io"
+
+
+def test_browser_timestamps_are_ignored_but_server_timestamps_kept():
+    message = {"type": "track", "event": "X", "userId": "u1", "timestamp": "2025-12-31T00:00:00Z"}
+    assert build(message)["ts"] == NOW
+    assert build(message, site=SERVER)["ts"] == NOW - 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ([], "must be a JSON object"),
+        ({"type": "page"}, "needs an anonymousId, a userId or an email"),
+        ({"type": "launch", "userId": "u"}, "type must be one of"),
+        ({"type": "track", "userId": "u"}, "event is required"),
+        ({"type": "track", "userId": "u", "event": 5}, "event must be a string"),
+        ({"type": "page", "userId": {"x": 1}}, "userId must be a string"),
+        ({"type": "page", "userId": "u" * 500}, "longer than"),
+        ({"type": "page", "userId": "u", "properties": [1]}, "properties must be a JSON object"),
+        ({"type": "page", "anonymousId": "undefined"}, "needs an anonymousId"),
+    ],
+)
+def test_invalid_messages_are_refused_with_a_reason(message, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        build(message)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        ("yesterday", "not ISO-8601"),
+        ("2026-01-01T00:00:00", "needs a time zone"),
+        ("2027-01-01T00:00:00Z", "in the future"),
+        ("2020-01-01T00:00:00Z", "more than a year"),
+        (12, "must be an ISO-8601 string"),
+    ],
+)
+def test_server_timestamps_must_be_sane(timestamp, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        build({"type": "page", "userId": "u", "timestamp": timestamp}, site=SERVER)
+    assert MAX_PAST_MS > 365 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    "junk", ["null", "'undefined'", '"0"', " Anonymous ", "", "[object Object]"]
+)
+def test_junk_ids_never_identify(junk):
+    assert is_junk_id(junk)
+    env = build({"type": "page", "anonymousId": "c1", "userId": junk})
+    assert env["user_id"] is None
+
+
+def test_decode_round_trips_an_envelope():
+    env = build({"type": "page", "anonymousId": "c1"})
+    assert decode(codec.dumps(env)) == env
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (None, "no value"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (b'{"id": "x"}', "type must be a non-empty string"),
+    ],
+)
+def test_decode_refuses_what_is_not_an_envelope(raw, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        decode(raw)
+
+
+def test_decode_refuses_unknown_types_and_missing_ids():
+    env = build({"type": "page", "anonymousId": "c1"})
+    with pytest.raises(InvalidEvent, match="type 'nope'"):
+        decode(codec.dumps({**env, "type": "nope"}))
+    with pytest.raises(InvalidEvent, match="neither anon_id"):
+        decode(codec.dumps({**env, "anon_id": None}))
+    with pytest.raises(InvalidEvent, match="ts must be epoch"):
+        decode(codec.dumps({**env, "ts": "now"}))

@@ -1,0 +1,109 @@
+"""Score math: decay, decayed sums and their merge, fit, the grid and hysteresis."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from config.scoring import DAY_MS, load_scoring_model
+from config.settings import CONFIG_DIR
+from dataflows.scoring import Engagement, decay, fit_score, grade, is_sales_ready
+
+MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
+HALF_LIVES = {"a": 10 * DAY_MS, "b": 2 * DAY_MS}
+
+
+def test_decay_halves_every_half_life():
+    assert decay(10, 0, DAY_MS) == 10
+    assert decay(10, DAY_MS, DAY_MS) == pytest.approx(5)
+    assert decay(10, 3 * DAY_MS, DAY_MS) == pytest.approx(1.25)
+
+
+def test_decay_never_grows_for_negative_elapsed():
+    assert decay(10, -DAY_MS, DAY_MS) == 10
+
+
+def test_engagement_matches_the_closed_form_sum():
+    eng = Engagement()
+    signals = [("a", 10, 0), ("b", 4, DAY_MS), ("a", 6, 5 * DAY_MS)]
+    for rule, points, ts in signals:
+        eng.add(rule, points, ts, HALF_LIVES)
+    at = 12 * DAY_MS
+    expected = sum(p * 0.5 ** ((at - ts) / HALF_LIVES[r]) for r, p, ts in signals)
+    assert eng.total(at, HALF_LIVES) == pytest.approx(expected)
+
+
+def test_a_late_signal_counts_at_its_own_event_time():
+    in_order, late = Engagement(), Engagement()
+    in_order.add("a", 10, 0, HALF_LIVES)
+    in_order.add("a", 10, 10 * DAY_MS, HALF_LIVES)
+    late.add("a", 10, 10 * DAY_MS, HALF_LIVES)
+    late.add("a", 10, 0, HALF_LIVES)
+    assert late.total(10 * DAY_MS, HALF_LIVES) == pytest.approx(15)
+    assert late.total(20 * DAY_MS, HALF_LIVES) == pytest.approx(
+        in_order.total(20 * DAY_MS, HALF_LIVES)
+    )
+
+
+def test_merging_two_decayed_sums_equals_one_sum_of_all_signals():
+    anon, contact, together = Engagement(), Engagement(), Engagement()
+    for rule, points, ts in [("a", 10, 0), ("b", 3, 2 * DAY_MS)]:
+        anon.add(rule, points, ts, HALF_LIVES)
+        together.add(rule, points, ts, HALF_LIVES)
+    for rule, points, ts in [("b", 8, DAY_MS), ("a", 1, 7 * DAY_MS)]:
+        contact.add(rule, points, ts, HALF_LIVES)
+        together.add(rule, points, ts, HALF_LIVES)
+    contact.merge(anon, HALF_LIVES)
+    at = 9 * DAY_MS
+    assert contact.total(at, HALF_LIVES) == pytest.approx(together.total(at, HALF_LIVES))
+    assert anon.total(at, HALF_LIVES) > 0, "merge must not consume the other sum"
+
+
+def test_negligible_contributions_are_dropped():
+    eng = Engagement()
+    eng.add("b", 1, 0, HALF_LIVES)
+    eng.add("a", 1, 100 * DAY_MS, HALF_LIVES)
+    assert set(eng.points) == {"a"}
+
+
+def test_total_is_never_negative():
+    eng = Engagement()
+    eng.add("a", -10, 0, HALF_LIVES)
+    assert eng.total(0, HALF_LIVES) == 0
+
+
+@pytest.mark.parametrize(
+    ("fit", "engagement", "cell"),
+    [(70, 60, "A1"), (69.9, 60, "B1"), (45, 59.9, "B2"), (20, 10, "C3"), (19, 9.9, "D4")],
+)
+def test_grade_bands(fit, engagement, cell):
+    assert grade(fit, engagement, MODEL.grid) == cell
+
+
+def test_hysteresis_keeps_a_sales_ready_lead_until_it_falls_out_by_the_margin():
+    grid = MODEL.grid  # A2 from 30 engagement, margin 5
+    assert is_sales_ready(80, 30, grid, was_ready=False)
+    assert not is_sales_ready(80, 28, grid, was_ready=False)
+    assert is_sales_ready(80, 28, grid, was_ready=True)
+    assert not is_sales_ready(80, 24.9, grid, was_ready=True)
+
+
+def test_fit_takes_the_first_matching_rule_per_trait_and_clamps():
+    traits = {"title": "VP Sales", "company_size": "201-500", "industry": "Software"}
+    fit = fit_score(traits, MODEL)
+    assert fit.score == 35 + 20 + 15
+    assert [label for label, _ in fit.reasons] == [
+        "Senior title",
+        "Company of 200+ employees",
+        "Target industry",
+    ]
+
+
+def test_fit_negative_rules_and_floor():
+    fit = fit_score({"title": "Student", "email_domain": "gmail.com"}, MODEL)
+    assert fit.score == 0
+    assert ("Free-mail address", -20) in fit.reasons
+
+
+def test_every_default_rule_has_a_finite_half_life(tmp_path: Path):
+    assert all(math.isfinite(r.half_life_ms) and r.half_life_ms > 0 for r in MODEL.engagement)
