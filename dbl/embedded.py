@@ -73,7 +73,7 @@ class _EmbeddedProcess:
 
     def start(self) -> Self:
         """Start the server and wait until it accepts connections."""
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             list(self.argv()),
             stdout=self._log,
@@ -110,6 +110,8 @@ class _EmbeddedProcess:
         if self._process is not None:
             self._process.kill()
             self._process.wait()
+        if self._log is not None:
+            self._log.close()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
@@ -41,13 +42,12 @@ def redis_server() -> Iterator[EmbeddedRedis]:
         yield running
 
 
-@pytest.fixture
-def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
-    """Settings of a fresh namespace: its own topics (created) and Redis key prefix."""
+def fresh_settings(bootstrap_servers: str, redis_url: str) -> Settings:
+    """Settings of a fresh namespace: its own topics (created), Redis key prefix and ports."""
     tag = uuid.uuid4().hex[:10]
     configured = Settings(
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        redis_url=redis_server.url,
+        kafka_bootstrap_servers=bootstrap_servers,
+        redis_url=redis_url,
         events_topic=f"t{tag}.events",
         alerts_topic=f"t{tag}.alerts",
         dlq_topic=f"t{tag}.dlq",
@@ -60,6 +60,48 @@ def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
     )
     ensure_topics(configured)
     return configured
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
+    """A fresh namespace on the session's broker and Redis."""
+    return fresh_settings(broker.bootstrap_servers, redis_server.url)
+
+
+def start_module(settings: Settings, module: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m <module>` with `settings` in its environment, logging to a file."""
+    env = {**os.environ, **settings.as_environment()}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL after 10 s: no test leaves a process behind."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def read_topic(settings: Settings, topic: str, count: int, timeout: float = 10.0) -> list[Message]:
+    """Read `count` records from the start of every partition of `topic`."""
+    consumer = Consumer({"bootstrap.servers": settings.brokers, "group.id": "tests"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            records += [m for m in consumer.consume(100, 0.2) if m.error() is None]
+        return records
+    finally:
+        consumer.close()
 
 
 @pytest.fixture
@@ -76,25 +118,14 @@ ProcessFactory = Callable[[str], subprocess.Popen[bytes]]
 def start_process(settings: Settings, tmp_path: Path) -> Iterator[ProcessFactory]:
     """Start `python -m <module>` with the test's settings; everything is stopped after."""
     started: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, **settings.as_environment()}
 
-    def start(module: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{module}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    def start(module: str) -> subprocess.Popen[bytes]:
+        process = start_module(settings, module, tmp_path / f"{module}.log")
         started.append(process)
         return process
 
     yield start
-    for process in reversed(started):
-        process.terminate()
-    for process in started:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(started)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ COMPANIES: Final = (
 )
 SENIOR_TITLES: Final = ("VP Sales", "Head of Marketing", "Director of Engineering", "CTO")
 OTHER_TITLES: Final = ("Marketing Manager", "Analyst", "Student", "Engineer")
+KINDS: Final = ("anonymous", "warm", "hot")
 BLOG_PATHS: Final = ("/", "/blog/lead-scoring-101", "/blog/intent-data", "/customers")
 
 
@@ -180,7 +181,7 @@ def run_forever(base_url: str, seed: int, pause_s: float) -> None:
     n = 0
     while True:
         n += 1
-        kind = rng.choices(("anonymous", "warm", "hot"), weights=(3, 2, 2))[0]
+        kind = rng.choices(KINDS, weights=(3, 2, 2))[0]
         for status in play(base_url, journey(rng, n, kind=kind), pause_s):
             if status >= 400:
                 print(f"demo: the collector answered {status}")

@@ -70,18 +70,20 @@ class EventProducer:
 
     def __init__(self, brokers: str, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._producer = Producer(
-            {
-                "bootstrap.servers": brokers,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 2,
-                "message.timeout.ms": int(timeout_s * 1000),
-                "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-                "reconnect.backoff.max.ms": 1000,
-                "error_cb": self._on_error,
-            }
-        )
+        self._config = {
+            "bootstrap.servers": brokers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 2,
+            "message.timeout.ms": int(timeout_s * 1000),
+            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+            "reconnect.backoff.max.ms": 1000,
+            "error_cb": self._on_error,
+        }
+        self._producer = Producer(self._config)
+        self._fatal = False
+        # Acknowledgements failed although the broker was not known to be down.
+        self._stalled = False
         self._down = False
         self._last_probe = 0.0
         self._running = True
@@ -106,6 +108,8 @@ class EventProducer:
                 self._producer.produce(topic, value, key, on_delivery=pending.acknowledged)
             except (BufferError, KafkaException) as exc:
                 # The local queue is full or the producer is failing: refuse the rest.
+                if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                    self._fatal = True
                 pending.error = exc
                 pending.all_produced(count)
                 break
@@ -114,7 +118,11 @@ class EventProducer:
         try:
             await asyncio.wait_for(pending.future, self._timeout_s + 1)
         except TimeoutError:
+            self._stalled = True
             raise BrokerUnavailable("the broker did not acknowledge in time") from None
+        except BrokerUnavailable:
+            self._stalled = not self._down
+            raise
         self._down = False
 
     def close(self) -> None:
@@ -124,20 +132,42 @@ class EventProducer:
         self._poller.join(timeout=2)
 
     def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            # E.g. the broker forgot this producer's id (a restarted memory-only broker).
+            self._fatal = True
         # Single dropped connections (idle timeouts) are routine; only "all down" counts.
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._down = True
 
+    def _replace_failed_producer(self) -> None:
+        """A fatal error ends a producer's life: fail what it holds, start a new one."""
+        failed = self._producer
+        self._fatal = self._stalled = False
+        self._producer = Producer(self._config)
+        failed.purge()
+        failed.flush(0)
+
     def _poll(self) -> None:
         while self._running:
-            self._producer.poll(0.05)
+            if self._fatal or (self._stalled and self._broker_answers()):
+                # A broker that answers metadata but not produce requests has lost this
+                # producer's session (a restarted memory-only broker): start afresh.
+                self._replace_failed_producer()
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                self._fatal = self._fatal or exc.args[0].fatal()
             if self._down and time.monotonic() - self._last_probe > PROBE_INTERVAL_S:
                 self._last_probe = time.monotonic()
                 self._probe()
 
     def _probe(self) -> None:
+        if self._broker_answers():
+            self._down = False
+
+    def _broker_answers(self) -> bool:
         try:
             self._producer.list_topics(timeout=PROBE_INTERVAL_S / 2)
         except KafkaException:
-            return
-        self._down = False
+            return False
+        return True

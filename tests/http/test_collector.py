@@ -1,0 +1,200 @@
+"""The collector over real HTTP (uvicorn) with the real broker: contract, 4xx and 503."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.settings import Settings
+from dbl import codec
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
+from dbl.topics import ensure_topics
+from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
+
+BROWSER = ("wk_demo_browser", "")
+SERVER = ("wk_demo_server", "")
+
+
+@pytest.fixture(scope="module")
+def collector(
+    broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, httpx.Client]]:
+    """One collector process for this module's tests, and a client for it."""
+    settings = fresh_settings(broker.bootstrap_servers, redis_server.url)
+    log = tmp_path_factory.mktemp("collector") / "collector.log"
+    process = start_module(settings, "tracking", log)
+    try:
+        wait_for_port(settings.collector_port, process, timeout=20)
+        base = f"http://127.0.0.1:{settings.collector_port}"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            yield settings, client
+    finally:
+        stop_processes([process])
+
+
+def test_each_segment_call_is_acknowledged_and_lands_keyed_on_the_topic(collector):
+    settings, client = collector
+    calls = {
+        "/v1/page": {"anonymousId": "c-1", "properties": {"path": "/pricing"}},
+        "/v1/track": {"anonymousId": "c-1", "event": "Signed Up"},
+        "/v1/identify": {"anonymousId": "c-1", "traits": {"email": "Dana@Acme.com"}},
+        "/v1/alias": {"userId": "u-1", "previousId": "c-1"},
+        "/v1/group": {"userId": "u-1", "groupId": "acct-9", "traits": {"name": "Acme"}},
+        "/v1/screen": {"userId": "u-1", "name": "Home"},
+    }
+    for path, body in calls.items():
+        response = client.post(path, json={**body, "messageId": path}, auth=BROWSER)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"success": True}
+    records = read_topic(settings, settings.events_topic, len(calls))
+    by_id = {codec.loads(r.value())["id"]: r for r in records}
+    assert set(by_id) == set(calls)
+    identify = codec.loads(by_id["/v1/identify"].value())
+    assert by_id["/v1/identify"].key() == b"c-1"
+    assert (identify["type"], identify["email"], identify["trust"]) == (
+        "identify",
+        "dana@acme.com",
+        "browser",
+    )
+    assert by_id["/v1/group"].key() == b"u-1"
+    assert codec.loads(by_id["/v1/group"].value())["account"] == "acct-9"
+
+
+def test_write_key_in_the_body_and_gzip_bodies_are_accepted(collector):
+    _, client = collector
+    body = codec.dumps({"writeKey": "wk_demo_server", "batch": [{"type": "page", "userId": "u"}]})
+    response = client.post(
+        "/v1/batch", content=gzip.compress(body), headers={"content-encoding": "gzip"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_batch_with_some_bad_events_keeps_the_good_ones_and_dead_letters_the_rest(collector):
+    settings, client = collector
+    batch = [
+        {"type": "page", "anonymousId": "c-2", "messageId": "good"},
+        {"type": "page"},
+        {"type": "teleport", "userId": "u"},
+    ]
+    response = client.post("/v1/batch", json={"batch": batch}, auth=BROWSER)
+    assert response.status_code == 200
+    rejected = response.json()["rejected"]
+    assert [r["index"] for r in rejected] == [1, 2]
+    assert "type must be one of" in rejected[1]["reason"]
+    dead = [codec.loads(r.value()) for r in read_topic(settings, settings.dlq_topic, 2)]
+    assert {d["reason"] for d in dead} == {r["reason"] for r in rejected}
+    assert {"type": "teleport", "userId": "u"} in [d["value"] for d in dead]
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "reason"),
+    [
+        ("/v1/track", b"{nope", "not valid JSON"),
+        ("/v1/track", b"[1, 2]", "must be a JSON object"),
+        ("/v1/track", b'{"anonymousId": "c"}', "event is required"),
+        ("/v1/page", b'{"anonymousId": "null"}', "needs an anonymousId"),
+        ("/v1/batch", b'{"batch": {}}', "batch must be a JSON array"),
+        ("/v1/batch", b'{"batch": []}', "batch is empty"),
+        ("/v1/batch", b'{"batch": [{"type": "page"}]}', "no event accepted; event 0"),
+    ],
+)
+def test_malformed_input_gets_400_with_the_reason(collector, path, content, reason):
+    _, client = collector
+    response = client.post(path, content=content, auth=BROWSER)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "a write key is required"),
+        ({"authorization": "Basic " + base64.b64encode(b"wk_nope:").decode()}, "unknown"),
+        ({"authorization": "Basic %%%"}, "not valid Basic"),
+    ],
+)
+def test_missing_or_unknown_write_keys_get_401(collector, headers, reason):
+    _, client = collector
+    response = client.post("/v1/page", json={"anonymousId": "c"}, headers=headers)
+    assert response.status_code == 401
+    assert reason in response.json()["error"]
+
+
+def test_oversized_bodies_get_413(collector):
+    _, client = collector
+    big = {"anonymousId": "c", "properties": {"blob": "x" * 40_000}}
+    assert client.post("/v1/page", json=big, auth=BROWSER).status_code == 413
+    huge_batch = {"batch": [{"type": "page", "anonymousId": "c", "p": "x" * 1000}] * 600}
+    response = client.post("/v1/batch", json=huge_batch, auth=BROWSER)
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
+    bomb = gzip.compress(b'{"batch": [' + b" " * 5_000_000 + b"]}")
+    response = client.post(
+        "/v1/batch", content=bomb, headers={"content-encoding": "gzip"}, auth=BROWSER
+    )
+    assert response.status_code == 413
+
+
+def test_one_oversized_event_in_a_batch_gets_413(collector):
+    _, client = collector
+    batch = [{"type": "page", "anonymousId": "c", "properties": {"blob": "x" * 33_000}}]
+    response = client.post("/v1/batch", json={"batch": batch}, auth=BROWSER)
+    assert response.status_code == 413
+
+
+def test_unknown_paths_and_methods(collector):
+    _, client = collector
+    assert client.get("/v1/nothing").status_code == 404
+    assert client.get("/v1/track").status_code == 405
+    assert client.options("/v1/track").status_code == 204
+
+
+def test_metrics_count_accepted_events_by_channel(collector):
+    _, client = collector
+    client.post("/v1/page", json={"anonymousId": "c-m"}, auth=BROWSER)
+    text = client.get("/metrics").text
+    assert 'dbl_collector_events_total{channel="web",outcome="accepted"}' in text
+    assert "dbl_collector_produce_seconds_bucket" in text
+
+
+def test_broker_down_gets_a_fast_503_and_recovers(redis_server: EmbeddedRedis, tmp_path: Path):
+    with EmbeddedBroker() as own_broker:
+        settings = fresh_settings(own_broker.bootstrap_servers, redis_server.url)
+        process = start_module(settings, "tracking", tmp_path / "collector.log")
+        try:
+            wait_for_port(settings.collector_port, process, timeout=20)
+            base = f"http://127.0.0.1:{settings.collector_port}"
+            with httpx.Client(base_url=base, timeout=15) as client:
+                _check_outage(own_broker, settings, client)
+        finally:
+            stop_processes([process])
+
+
+def _check_outage(broker: EmbeddedBroker, settings: Settings, client: httpx.Client) -> None:
+    event = {"anonymousId": "c-down"}
+    assert client.post("/v1/page", json=event, auth=BROWSER).status_code == 200
+    broker.kill()
+    statuses = []
+    for _ in range(5):
+        started = time.monotonic()
+        response = client.post("/v1/page", json=event, auth=BROWSER)
+        statuses.append((response.status_code, time.monotonic() - started))
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "5"
+    # The first request may wait out the producer's timeout; later ones are refused at once.
+    assert all(elapsed < settings.produce_timeout_s + 1.5 for _, elapsed in statuses)
+    assert statuses[-1][1] < 0.5, statuses
+    broker.start()
+    ensure_topics(settings)  # memory-only broker: topics went with it
+    deadline = time.monotonic() + 15
+    status = 0
+    while time.monotonic() < deadline and status != 200:
+        status = client.post("/v1/page", json=event, auth=BROWSER).status_code
+        time.sleep(0.3)
+    assert status == 200

@@ -1,0 +1,129 @@
+"""End to end on the real broker and Redis: collector -> dataflow -> dispatcher -> rep."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from config.settings import Settings
+from dataflows.sinks import decode_profile
+from dbl import codec
+from dbl.redis_keys import RedisKeys
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+BROWSER = ("wk_demo_browser", "")
+TRAITS = {
+    "email": "dana@acme.com",
+    "name": "Dana Ruiz",
+    "title": "VP Sales",
+    "company": "Acme",
+    "company_size": 800,
+    "industry": "Software",
+    "country": "US",
+    "owner": "sam",
+}
+
+
+def _page(client: httpx.Client, path: str) -> None:
+    response = client.post(
+        "/v1/page", json={"anonymousId": "cookie-dana", "properties": {"path": path}}, auth=BROWSER
+    )
+    assert response.status_code == 200, response.text
+
+
+def _profile(client: redis.Redis, keys: RedisKeys, person: str) -> dict[str, Any] | None:
+    fields = client.hgetall(keys.profile(person))
+    return decode_profile(fields) if fields else None  # type: ignore[arg-type]
+
+
+def _stream(client: redis.Redis, keys: RedisKeys, rep: str) -> list[dict[str, Any]]:
+    entries = client.xrange(keys.rep_alerts(rep))
+    return [codec.loads(fields[b"alert"]) for _, fields in entries]  # type: ignore[union-attr]
+
+
+def test_anonymous_history_moves_to_the_contact_and_one_alert_reaches_the_owner(
+    running_system: Settings, redis_client: redis.Redis
+):
+    settings = running_system
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector,
+        httpx.Client(base_url=f"http://127.0.0.1:{settings.rep_api_port}") as rep_api,
+    ):
+        _journey_to_one_alert(settings, redis_client, collector, rep_api)
+
+
+def _journey_to_one_alert(
+    settings: Settings, redis_client: redis.Redis, collector: httpx.Client, rep_api: httpx.Client
+) -> None:
+    keys = RedisKeys(settings.redis_prefix)
+    for path in ("/blog/lead-scoring", "/pricing", "/pricing"):
+        _page(collector, path)
+    wait_until(
+        lambda: (_profile(redis_client, keys, "anon:cookie-dana") or {}).get("engagement") == 23,
+        what="the anonymous profile",
+    )
+    identify = {"anonymousId": "cookie-dana", "traits": TRAITS}
+    assert collector.post("/v1/identify", json=identify, auth=BROWSER).status_code == 200
+    for path in ("/pricing", "/pricing", "/pricing"):
+        _page(collector, path)
+
+    dana = wait_until(
+        lambda: (p := _profile(redis_client, keys, "dana@acme.com")) and p["sales_ready"] and p,
+        what="Dana's profile to become sales-ready",
+    )
+    assert isinstance(dana, dict)
+    assert dana["grade"] == "A2"
+    assert dana["engagement"] >= 23 + 33, "the anonymous pricing views count for Dana"
+    assert "Viewed /blog/lead-scoring" in [what for _, what in dana["activity"]]
+    assert dana["owner"] == "sam"
+    assert _profile(redis_client, keys, "anon:cookie-dana") is None, "history moved, not copied"
+
+    alerts = wait_until(lambda: _stream(redis_client, keys, "sam"), what="the owner's alert")
+    time.sleep(1.0)  # anything doubled would have arrived by now
+    alerts = _stream(redis_client, keys, "sam")
+    assert [(a["kind"], a["contact"]) for a in alerts] == [("sales_ready", "dana@acme.com")]
+    assert alerts[0]["profile"]["name"] == "Dana Ruiz"
+    assert _stream(redis_client, keys, "alex") == [], "the default rep gets nothing of Dana"
+
+    answer = rep_api.get("/v1/alerts", params={"rep": "sam", "limit": 5})
+    assert answer.status_code == 200
+    assert [a["id"] for a in answer.json()["alerts"]] == [alerts[0]["id"]]
+    profile = rep_api.get("/v1/profiles/dana@acme.com")
+    assert profile.status_code == 200
+    assert profile.json()["grade"] == "A2"
+    assert "dbl_alert_deliveries_total" in rep_api.get("/metrics").text
+
+    _replay(settings, alerts[0])
+    time.sleep(1.0)
+    assert len(_stream(redis_client, keys, "sam")) == 1, "a replayed alert is delivered once"
+
+
+def _replay(settings: Settings, alert: dict[str, Any]) -> None:
+    """Put the same alert on the topic again, as a dataflow replay after a crash would."""
+    producer = Producer({"bootstrap.servers": settings.brokers})
+    producer.produce(settings.alerts_topic, codec.dumps(alert), alert["contact"].encode())
+    assert producer.flush(10) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/v1/profiles/nobody@nowhere.io", 404, "no profile"),
+        ("/v1/alerts", 400, "rep is required"),
+        ("/v1/alerts?rep=ghost", 404, "no rep 'ghost'"),
+        ("/v1/alerts?rep=sam&limit=0", 400, "limit must be"),
+        ("/v1/alerts?rep=sam&limit=x", 400, "limit must be"),
+        ("/v2/anything", 404, "no endpoint"),
+    ],
+)
+def test_rep_api_refuses_bad_requests_clearly(running_system: Settings, path, status, reason):
+    base = f"http://127.0.0.1:{running_system.rep_api_port}"
+    response = httpx.get(base + path, timeout=10)
+    assert response.status_code == status
+    assert reason in response.json()["error"]
