@@ -77,7 +77,7 @@ def test_dbl_run_shows_alerts_within_30_seconds_and_ctrl_c_leaves_nothing_behind
         assert len(family) >= 6, "broker, Redis, collector, dataflow, rep service, demo"
         run.send_signal(signal.SIGINT)
         assert run.wait(20) == 0
-        gone, alive = psutil.wait_procs(family, timeout=10)
+        _, alive = psutil.wait_procs(family, timeout=10)
         assert alive == [], f"left behind: {alive}"
     finally:
         if run.poll() is None:
