@@ -130,3 +130,19 @@ async def run_lifespan(
             await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def serve(factory: str, host: str, port: int) -> None:
+    """Serve an app factory (`module:function`) with uvicorn on httptools and uvloop."""
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+    )
