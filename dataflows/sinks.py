@@ -9,8 +9,11 @@ import redis
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from dataflows.identity import ANONYMOUS_PREFIX
 from dbl import codec
 from dbl.redis_keys import RedisKeys
+
+ANONYMOUS_PROFILE_TTL_S = 90 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,10 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
                 continue
             pipe.delete(key)
             pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]
-            if not item.person.startswith("anon:"):
+            if item.person.startswith(ANONYMOUS_PREFIX):
+                # Nobody may ever claim this visitor: let the read model forget them.
+                pipe.expire(key, ANONYMOUS_PROFILE_TTL_S)
+            else:
                 pipe.zadd(self._keys.hot_leads, {item.person: item.view["engagement"]})
         pipe.execute()
 

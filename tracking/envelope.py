@@ -21,6 +21,9 @@ MAX_TEXT_CHARS: Final = 2048
 # Trusted sources may backdate events (imports) but not by more than this, nor post-date.
 MAX_PAST_MS: Final = 366 * 86_400_000
 MAX_FUTURE_MS: Final = 5 * 60_000
+# Envelopes from the broker must carry times in this range (2000-01-01 to 2100-01-01).
+EARLIEST_MS: Final = 946_684_800_000
+LATEST_MS: Final = 4_102_444_800_000
 
 SEGMENT_TYPES: Final = frozenset({"page", "screen", "track", "identify", "alias", "group"})
 ENVELOPE_TYPES: Final = SEGMENT_TYPES | {"email_open", "email_click", "form_submit"}
@@ -313,18 +316,36 @@ def decode(raw: bytes | None) -> Envelope:
         if data[key] is not None and not isinstance(data[key], str):
             raise InvalidEvent(f"{key} must be a string or null")
     for key in ("ts", "received_at"):
-        if not isinstance(data.get(key), int) or isinstance(data[key], bool):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidEvent(f"{key} must be epoch milliseconds")
+        if not EARLIEST_MS <= value <= LATEST_MS:
+            raise InvalidEvent(f"{key} {value} is not a plausible time (years 2000 to 2100)")
     for key in ("props", "context"):
         data.setdefault(key, {})
         if not isinstance(data[key], dict):
             raise InvalidEvent(f"{key} must be a JSON object")
+    _check_context(data["context"])
     _check_choice(data, "type", ENVELOPE_TYPES)
     _check_choice(data, "channel", CHANNELS)
     _check_choice(data, "trust", TRUSTS)
     if not (data["anon_id"] or data["user_id"] or data["email"]):
         raise InvalidEvent("the event has neither anon_id, user_id nor email")
     return data  # type: ignore[return-value]
+
+
+def _check_context(context: dict[str, Any]) -> None:
+    page = context.get("page")
+    if page is not None:
+        if not isinstance(page, dict):
+            raise InvalidEvent("context.page must be a JSON object")
+        for key, value in page.items():
+            if not isinstance(value, str):
+                raise InvalidEvent(f"context.page.{key} must be a string")
+    if "campaign" in context and not isinstance(context["campaign"], dict):
+        raise InvalidEvent("context.campaign must be a JSON object")
+    if "user_agent" in context and not isinstance(context["user_agent"], str):
+        raise InvalidEvent("context.user_agent must be a string")
 
 
 def _check_choice(data: dict[str, Any], key: str, allowed: frozenset[str]) -> None:

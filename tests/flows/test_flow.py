@@ -140,6 +140,20 @@ def test_bad_messages_go_to_the_dlq_with_their_reason_and_coordinates():
     assert "anon:cookie-1" in out["profiles"], "the good event between bad ones is scored"
 
 
+def test_hostile_envelopes_are_dead_lettered_and_the_flow_keeps_going():
+    hostile = [
+        codec.dumps({**page_view("/x"), "context": {"page": "/pricing"}}),
+        codec.dumps({**page_view("/x"), "ts": 10**17}),
+        codec.dumps({**page_view("/x"), "props": {"form_id": {"$gt": ""}}, "type": "form_submit"}),
+        rb'{"id": "\ud800", "type": "page"}',
+        b"\xff\xfe\x00",
+    ]
+    out = run_flow([*hostile, page_view("/pricing")], 1)
+    assert len(out["dlq"]) == 4
+    assert all(d["reason"] for d in out["dlq"])
+    assert out["profiles"]["anon:cookie-1"]["engagement"] == 11 + 10
+
+
 def test_a_free_mail_contact_has_no_account():
     items = [envelope(type="identify", email="dana@gmail.com", props=TRAITS)]
     assert run_flow(items, 1)["profiles"]["dana@gmail.com"]["account"] is None

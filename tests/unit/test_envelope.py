@@ -137,3 +137,23 @@ def test_decode_refuses_unknown_types_and_missing_ids():
         decode(codec.dumps({**env, "anon_id": None}))
     with pytest.raises(InvalidEvent, match="ts must be epoch"):
         decode(codec.dumps({**env, "ts": "now"}))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ts": 10**17}, "not a plausible time"),
+        ({"ts": -1}, "not a plausible time"),
+        ({"ts": True}, "epoch milliseconds"),
+        ({"context": {"page": "/pricing"}}, "context.page must be a JSON object"),
+        ({"context": {"page": {"path": ["/x"]}}}, "context.page.path must be a string"),
+        ({"context": {"campaign": "spring"}}, "context.campaign must be"),
+        ({"props": []}, "props must be a JSON object"),
+        ({"email": 5}, "email must be a string or null"),
+        ({"trust": "admin"}, "trust 'admin'"),
+    ],
+)
+def test_decode_refuses_hostile_envelopes(change, reason):
+    env = build({"type": "page", "anonymousId": "c1"})
+    with pytest.raises(InvalidEvent, match=reason):
+        decode(codec.dumps({**env, **change}))
