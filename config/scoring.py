@@ -1,4 +1,4 @@
-"""The scoring model (`config/scoring.toml`): engagement rules, fit rules and the grid."""
+"""The scoring model (`config/scoring.toml`): engagement and fit rules, the grid, alert rules."""
 
 from __future__ import annotations
 
@@ -7,32 +7,47 @@ from pathlib import Path
 
 from config.toml import Table
 
+MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 FREE_MAIL_FILE = "free_mail.txt"
 
 
 @dataclass(frozen=True, slots=True)
-class EngagementRule:
-    """Points (halving every `half_life_ms`) for a signal matching all given conditions."""
+class Conditions:
+    """What a signal must look like; every given condition must hold (any listed value/glob)."""
 
-    id: str
-    label: str
-    points: float
-    half_life_ms: float
     types: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     forms: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    content_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementRule:
+    """Points (halving every `half_life_ms`) for a signal matching `when`, at most
+    `daily_cap` points per person per UTC day."""
+
+    id: str
+    label: str
+    points: float
+    half_life_ms: float
+    when: Conditions
+    daily_cap: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FitRule:
-    """Points when one trait of a person matches: globs, a value set, or a minimum."""
+    """Points when one trait of a person matches: globs, a value set, or a minimum.
+    Within a `group`, only the first matching rule (in file order) counts."""
 
     id: str
     label: str
     trait: str
+    group: str
     points: float
     matches: tuple[str, ...] = ()
     values: frozenset[str] = frozenset()
@@ -49,6 +64,46 @@ class Grid:
     hysteresis: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeyAction:
+    """A signal a rep wants to hear about at once (at most once per lead per session)."""
+
+    id: str
+    label: str
+    when: Conditions
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVisit:
+    """Who gets a live-visit alert when they start a web session after `session_gap_ms`."""
+
+    session_gap_ms: float
+    cells: frozenset[str]
+    owned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSurge:
+    """An account surges with `engaged_contacts` contacts at `engaged_at_least` within
+    `window_ms`, or a summed engagement of `account_engagement`."""
+
+    engaged_contacts: int
+    engaged_at_least: float
+    window_ms: float
+    account_engagement: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """When to alert besides sales-ready crossings."""
+
+    late_after_ms: float
+    key_actions: tuple[KeyAction, ...]
+    live_visit: LiveVisit
+    account_surge: AccountSurge
+    cooling: bool
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """Everything the pure scoring logic needs, validated."""
@@ -56,6 +111,7 @@ class ScoringModel:
     engagement: tuple[EngagementRule, ...]
     fit: tuple[FitRule, ...]
     grid: Grid
+    alerts: AlertRules
     # Consumer mailbox domains: they name no account.
     free_mail: frozenset[str] = frozenset()
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
@@ -67,17 +123,27 @@ class ScoringModel:
         object.__setattr__(self, "labels", {r.id: r.label for r in self.engagement})
 
 
-_CONDITION_KEYS = ("types", "channels", "events", "paths", "forms")
-_ENGAGEMENT_KEYS = ("id", "label", "points", "half_life_days", *_CONDITION_KEYS)
-_FIT_KEYS = ("id", "label", "trait", "points", "matches", "in", "in_list", "at_least")
+_CONDITION_KEYS = (
+    "types",
+    "channels",
+    "events",
+    "paths",
+    "forms",
+    "campaigns",
+    "links",
+    "content_types",
+)
+_ENGAGEMENT_KEYS = ("id", "label", "points", "half_life_days", "daily_cap", *_CONDITION_KEYS)
+_FIT_KEYS = ("id", "label", "trait", "group", "points", "matches", "in", "in_list", "at_least")
 _FIT_GRADES = ("A", "B", "C")
 _ENGAGEMENT_GRADES = ("1", "2", "3")
+_CELLS = frozenset(f + e for f in (*_FIT_GRADES, "D") for e in (*_ENGAGEMENT_GRADES, "4"))
 
 
 def load_scoring_model(path: Path) -> ScoringModel:
     """Read and validate `scoring.toml`; any problem raises a `ConfigError` naming the key."""
     root = Table.load(path)
-    root.only(("engagement", "fit", "grade"))
+    root.only(("engagement", "fit", "grade", "alerts"))
     engagement = tuple(_engagement_rule(t) for t in root.tables("engagement"))
     if not engagement:
         raise root.error("engagement", "needs at least one rule")
@@ -85,7 +151,8 @@ def load_scoring_model(path: Path) -> ScoringModel:
     fit = tuple(_fit_rule(t, path.parent) for t in root.tables("fit"))
     _unique_ids(root, "fit", [r.id for r in fit])
     free_mail = frozenset(_read_list(root, "(free-mail list)", path.parent / FREE_MAIL_FILE))
-    return ScoringModel(engagement, fit, _grid(root.table("grade")), free_mail)
+    grid = _grid(root.table("grade"))
+    return ScoringModel(engagement, fit, grid, _alert_rules(root.table("alerts")), free_mail)
 
 
 def _unique_ids(root: Table, name: str, ids: list[str]) -> None:
@@ -96,6 +163,13 @@ def _unique_ids(root: Table, name: str, ids: list[str]) -> None:
         seen.add(rule_id)
 
 
+def _conditions(t: Table) -> Conditions:
+    conditions = Conditions(**{key: t.texts(key, ()) for key in _CONDITION_KEYS})
+    if conditions == Conditions():
+        raise t.error("types", f"needs at least one condition ({', '.join(_CONDITION_KEYS)})")
+    return conditions
+
+
 def _engagement_rule(t: Table) -> EngagementRule:
     t.only(_ENGAGEMENT_KEYS)
     return EngagementRule(
@@ -103,11 +177,8 @@ def _engagement_rule(t: Table) -> EngagementRule:
         label=t.text("label"),
         points=t.number("points"),
         half_life_ms=t.number("half_life_days", positive=True) * DAY_MS,
-        types=t.texts("types", ()),
-        channels=t.texts("channels", ()),
-        events=t.texts("events", ()),
-        paths=t.texts("paths", ()),
-        forms=t.texts("forms", ()),
+        when=_conditions(t),
+        daily_cap=t.number("daily_cap", None, positive=True),
     )
 
 
@@ -122,10 +193,12 @@ def _fit_rule(t: Table, config_dir: Path) -> FitRule:
     given = sum(1 for kind in (matches, values, at_least) if kind not in ((), set(), None))
     if given != 1:
         raise t.error("matches", "needs exactly one of matches, in/in_list or at_least")
+    trait = t.text("trait")
     return FitRule(
         id=t.text("id"),
         label=t.text("label"),
-        trait=t.text("trait"),
+        trait=trait,
+        group=t.text("group", trait),
         points=t.number("points"),
         matches=matches,
         values=frozenset(values),
@@ -145,12 +218,16 @@ def _grid(t: Table) -> Grid:
     t.only(("fit_bands", "engagement_bands", "sales_ready", "hysteresis"))
     fit_bands = _bands(t.table("fit_bands"), _FIT_GRADES)
     engagement_bands = _bands(t.table("engagement_bands"), _ENGAGEMENT_GRADES)
-    cells = t.texts("sales_ready")
-    valid = {f + e for f in (*_FIT_GRADES, "D") for e in (*_ENGAGEMENT_GRADES, "4")}
+    cells = _cells(t, "sales_ready")
+    return Grid(fit_bands, engagement_bands, cells, t.number("hysteresis", 0.0))
+
+
+def _cells(t: Table, key: str) -> frozenset[str]:
+    cells = t.texts(key)
     for cell in cells:
-        if cell not in valid:
-            raise t.error("sales_ready", f"has {cell!r}, which is not a cell such as A1 or B2")
-    return Grid(fit_bands, engagement_bands, frozenset(cells), t.number("hysteresis", 0.0))
+        if cell not in _CELLS:
+            raise t.error(key, f"has {cell!r}, which is not a cell such as A1 or B2")
+    return frozenset(cells)
 
 
 def _bands(t: Table, names: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
@@ -160,3 +237,34 @@ def _bands(t: Table, names: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
     if thresholds != sorted(thresholds, reverse=True):
         raise t.error(names[0], "thresholds must decrease from the best band to the worst")
     return bands
+
+
+def _alert_rules(t: Table) -> AlertRules:
+    t.only(("late_after_minutes", "key_actions", "live_visit", "account_surge", "cooling"))
+    key_actions = []
+    for action in t.tables("key_actions"):
+        action.only(("id", "label", *_CONDITION_KEYS))
+        key_actions.append(KeyAction(action.text("id"), action.text("label"), _conditions(action)))
+    _unique_ids(t, "key_actions", [a.id for a in key_actions])
+    live = t.table("live_visit")
+    live.only(("session_gap_minutes", "cells", "owned"))
+    surge = t.table("account_surge")
+    surge.only(("engaged_contacts", "engaged_at_least", "window_days", "account_engagement"))
+    cooling = t.table("cooling")
+    cooling.only(("enabled",))
+    return AlertRules(
+        late_after_ms=t.number("late_after_minutes", positive=True) * MINUTE_MS,
+        key_actions=tuple(key_actions),
+        live_visit=LiveVisit(
+            session_gap_ms=live.number("session_gap_minutes", positive=True) * MINUTE_MS,
+            cells=_cells(live, "cells"),
+            owned=live.flag("owned"),
+        ),
+        account_surge=AccountSurge(
+            engaged_contacts=int(surge.number("engaged_contacts", positive=True)),
+            engaged_at_least=surge.number("engaged_at_least", positive=True),
+            window_ms=surge.number("window_days", positive=True) * DAY_MS,
+            account_engagement=surge.number("account_engagement", positive=True),
+        ),
+        cooling=cooling.flag("enabled"),
+    )

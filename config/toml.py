@@ -70,6 +70,12 @@ class Table:
             raise self.error(name, f"must be greater than 0, got {value!r}")
         return float(value)
 
+    def flag(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if value is not default and not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {value!r}")
+        return value
+
     def texts(self, name: str, default: Any = _MISSING) -> Any:
         value = self._get(name, default)
         if value is default:

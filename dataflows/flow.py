@@ -1,4 +1,5 @@
-"""The DBL dataflow: decode -> resolve_identity -> score -> profiles, alerts and the DLQ.
+"""The DBL dataflow: decode -> resolve_identity -> score -> rollup_account -> profiles,
+alerts and the DLQ.
 
 Run it with `python -m dataflows` (which also serves metrics), or directly:
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
 import bytewax.operators as op
@@ -24,8 +26,10 @@ from bytewax.outputs import Sink
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
+from dataflows.accounts import Account, roll_up
+from dataflows.clock import EventClock
 from dataflows.identity import Cookie, Outcome, ToContact, how_recognized, resolve
-from dataflows.leads import LeadUpdate, profile_view, update_lead
+from dataflows.leads import LeadUpdate, cool_if_due, profile_view, update_lead
 from dataflows.profile import Profile, assess
 from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
 from dbl import codec
@@ -44,7 +48,7 @@ class Rejected:
 
 
 def decode_message(
-    message: KafkaSourceMessage[bytes | None, bytes | None],
+    message: KafkaSourceMessage[bytes | None, bytes | None], clock: EventClock
 ) -> Envelope | Rejected:
     """Decode one broker message; bad input becomes data for the DLQ, never a crash."""
     try:
@@ -53,6 +57,7 @@ def decode_message(
         metrics.EVENTS.labels("rejected").inc()
         return Rejected(exc.reason, message)
     metrics.EVENTS.labels("accepted").inc()
+    clock.observe(envelope["received_at"])
     return envelope
 
 
@@ -90,22 +95,59 @@ class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
 
 
 class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
-    """Per contact: absorb linked histories, score each signal, alert on crossings."""
+    """Per contact: absorb linked histories, score each signal, raise alerts; a sales-ready
+    lead that decays out of it cools once the event clock has passed that moment by the
+    configured lateness (so a late signal from before it can still count)."""
 
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+    def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
+        self._clock = clock
+        self._lateness = int(model.alerts.late_after_ms)
         self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
 
     def on_item(self, value: ToContact) -> tuple[Iterable[LeadUpdate], bool]:
         if self._profile is None:
             self._profile = Profile(value.person)
-        update = update_lead(self._profile, value, self._model)
-        if update.alert is not None:
-            metrics.ALERTS.labels(update.alert["kind"]).inc()
-        return [update], StatefulLogic.RETAIN
+        return update_lead(self._profile, value, self._model), StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        # Bytewax wakes us on the wall clock: ask for the moment the event clock should
+        # reach the cooling time if it runs at wall speed, as it does live; on_notify checks.
+        due = self._cooling_due()
+        if due is None:
+            return None
+        wait_ms = max(0, due - self._clock.now())
+        return datetime.now(tz=UTC) + timedelta(milliseconds=wait_ms)
+
+    def on_notify(self) -> tuple[Iterable[LeadUpdate], bool]:
+        due = self._cooling_due()
+        if self._profile is None or due is None or self._clock.now() < due:
+            return [], StatefulLogic.RETAIN
+        cooled = cool_if_due(self._profile, due, self._model)
+        return ([cooled] if cooled else []), StatefulLogic.RETAIN
+
+    def _cooling_due(self) -> int | None:
+        if self._profile is None or self._profile.cooling_at is None:
+            return None
+        return self._profile.cooling_at + self._lateness
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class RollupAccount(StatefulLogic[dict[str, Any], dict[str, Any], bytes]):
+    """Per account: sum its contacts' engagement and alert when the account surges."""
+
+    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+        self._rule = model.alerts.account_surge
+        self._account: Account = pickle.loads(resume) if resume is not None else Account()
+
+    def on_item(self, value: dict[str, Any]) -> tuple[Iterable[dict[str, Any]], bool]:
+        alert = roll_up(self._account, value, self._rule)
+        return ([alert] if alert else []), StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _is_rejected(item: Envelope | Rejected) -> TypeGuard[Rejected]:
@@ -156,9 +198,14 @@ def _contact_write(update: LeadUpdate) -> ProfileWrite:
     return ProfileWrite(update.view["person"], update.view)
 
 
-def _alert_message(update: LeadUpdate) -> KafkaSinkMessage[bytes, bytes]:
-    assert update.alert is not None
-    return KafkaSinkMessage(update.alert["contact"].encode(), codec.dumps(update.alert))
+def _account_view(update: LeadUpdate) -> list[tuple[str, dict[str, Any]]]:
+    account = update.view["account"]
+    return [] if account is None else [(account, update.view)]
+
+
+def _alert_message(alert: dict[str, Any]) -> KafkaSinkMessage[bytes, bytes]:
+    metrics.ALERTS.labels(alert["kind"]).inc()
+    return KafkaSinkMessage(alert["contact"].encode(), codec.dumps(alert))
 
 
 def build_flow(
@@ -177,10 +224,11 @@ def build_flow(
     """
     settings = settings or Settings.from_environment()
     model = load_scoring_model(settings.config_dir / "scoring.toml")
+    clock = EventClock()
     flow = Dataflow("dbl")
 
     messages = op.input("events_in", flow, events or _events_source(settings))
-    decoded = op.map("decode", messages, decode_message)
+    decoded = op.map("decode", messages, lambda m: decode_message(m, clock))
     invalid = op.branch("split_invalid", decoded, _is_rejected)
     dlq_sink: Sink[Any] = dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic)
     op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
@@ -194,8 +242,10 @@ def build_flow(
         op.flat_map("routed", outcomes, _routed),
         op.map("route_known", by_cookie.falses, _route_known),
     )
-    updates = op.stateful("score", to_contacts, lambda r: ScoreLead(model, r))
+    updates = op.stateful("score", to_contacts, lambda r: ScoreLead(model, clock, r))
     lead_updates: Stream[LeadUpdate] = op.map("lead_update", updates, _value)
+    by_account = op.flat_map("key_account", lead_updates, _account_view)
+    surges = op.stateful("rollup_account", by_account, lambda r: RollupAccount(model, r))
 
     writes = op.merge(
         "profile_writes",
@@ -205,7 +255,11 @@ def build_flow(
     redis_sink = profiles or RedisProfileSink(settings.redis, RedisKeys(settings.redis_prefix))
     op.output("profiles_out", writes, redis_sink)
 
-    raised = op.filter("has_alert", lead_updates, lambda u: u.alert is not None)
+    raised = op.merge(
+        "alerts",
+        op.flat_map("lead_alerts", lead_updates, lambda u: u.alerts),
+        op.map("account_alerts", surges, lambda kv: kv[1]),
+    )
     alerts_sink: Sink[Any] = alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic)
     op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
     return flow

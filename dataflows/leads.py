@@ -1,38 +1,52 @@
-"""A contact's lead state: absorb history, score a signal, detect a sales-ready crossing. Pure."""
+"""A contact's lead: absorb history, score a signal, raise its alerts. Pure: no I/O."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from config.scoring import ScoringModel
+from dataflows.alerting import cool_down, react
 from dataflows.identity import ToContact
 from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess
 
 
 @dataclass(frozen=True, slots=True)
 class LeadUpdate:
-    """A contact's new read-model view, and the alert it raised, if any."""
+    """A contact's new read-model view, and the alerts it raised."""
 
     view: dict[str, Any]
-    alert: dict[str, Any] | None
+    alerts: list[dict[str, Any]]
 
 
-def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> LeadUpdate:
-    """Apply one routed signal to a contact's profile and decide whether to alert."""
+def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[LeadUpdate]:
+    """Apply one routed signal to a contact's profile and decide which alerts it raises.
+
+    A pending cooling that happened (in event time) before this signal is reported first.
+    """
+    updates = []
+    cooled = cool_if_due(profile, item.signal["ts"], model)
+    if cooled is not None:
+        updates.append(cooled)
+    was_known = profile.last_seen > 0
     if item.history is not None:
         absorb(profile, item.history, model)
     profile.traits["recognized_by"] = item.how
-    apply_signal(profile, item.signal, model)
+    touch = apply_signal(profile, item.signal, model)
     assessment = assess(profile, item.signal["ts"], model)
-    crossed = assessment.sales_ready and not profile.sales_ready
-    profile.sales_ready = assessment.sales_ready
     view = profile_view(profile, assessment, model)
-    if not crossed:
-        return LeadUpdate(view, None)
-    profile.crossings += 1
-    return LeadUpdate(view, sales_ready_alert(profile, assessment, view))
+    alerts = react(profile, item.signal, touch, assessment, view, model, was_known=was_known)
+    updates.append(LeadUpdate(view, alerts))
+    return updates
+
+
+def cool_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdate | None:
+    """If a sales-ready lead has decayed out of it by event time `now`, the cooling update."""
+    if not profile.sales_ready or profile.cooling_at is None or profile.cooling_at > now:
+        return None
+    assessment = assess(profile, profile.cooling_at, model)
+    view = profile_view(profile, assessment, model)
+    return LeadUpdate(view, [cool_down(profile, view)])
 
 
 def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> dict[str, Any]:
@@ -65,29 +79,3 @@ def account_of(traits: dict[str, Any], free_mail: frozenset[str]) -> str | None:
         return str(traits["account"])
     domain = traits.get("email_domain")
     return None if domain is None or domain in free_mail else str(domain)
-
-
-def alert_id(person: str, kind: str, ordinal: int) -> str:
-    """Deterministic alert id: the same crossing after a replay gets the same id."""
-    digest = hashlib.sha256(f"{person}\x1f{kind}\x1f{ordinal}".encode()).hexdigest()
-    return digest[:32]
-
-
-def sales_ready_alert(
-    profile: Profile, assessment: Assessment, view: dict[str, Any]
-) -> dict[str, Any]:
-    """The `sales_ready` alert for the crossing that just happened."""
-    why = ", ".join(f"{label} ({value:.0f})" for label, value in assessment.contributions[:3])
-    return {
-        "id": alert_id(profile.person, "sales_ready", profile.crossings),
-        "kind": "sales_ready",
-        "ts": assessment.at,
-        "contact": profile.person,
-        "account": view["account"],
-        "owner": view["owner"],
-        "grade": assessment.grade,
-        "fit": view["fit"],
-        "engagement": view["engagement"],
-        "reason": f"entered {assessment.grade}: {why}",
-        "profile": view,
-    }

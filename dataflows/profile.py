@@ -10,13 +10,25 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from config.scoring import ScoringModel
-from dataflows.scoring import Engagement, Fit, fit_score, grade, is_sales_ready, matching_rules
+from dataflows.scoring import (
+    Engagement,
+    Fit,
+    campaign_name,
+    capped_points,
+    fit_score,
+    grade,
+    is_sales_ready,
+    matching_rules,
+)
 from tracking.envelope import Envelope
 
 ACTIVITY_LENGTH: Final = 20
 TOP_CONTRIBUTIONS: Final = 5
 # Identify traits kept on the profile (fit reads them; reps see them).
-KEPT_TRAITS: Final = ("title", "company", "company_size", "industry", "country", "phone", "owner")
+KEPT_TRAITS: Final = (
+    *("title", "company", "company_size", "industry", "country", "phone", "owner"),
+    *("budget", "authority", "need", "timeframe"),
+)
 
 
 @dataclass(slots=True)
@@ -29,9 +41,18 @@ class Profile:
     # Recent meaningful actions, oldest first: (event time ms, what happened).
     activity: list[tuple[int, str]] = field(default_factory=list)
     last_seen: int = 0
+    # Points each capped rule gave today: rule id -> (UTC day number, points).
+    given_today: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Sessions (event time): the current one's start, and the last web signal.
+    session_start: int = 0
+    last_web: int = 0
+    # Key actions already alerted: action id -> the session it fired in.
+    key_actions: dict[str, int] = field(default_factory=dict)
     sales_ready: bool = False
     # How many times this lead entered sales-ready: makes alert ids deterministic.
     crossings: int = 0
+    # When a sales-ready lead's engagement will have decayed out of sales-ready.
+    cooling_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +67,64 @@ class Assessment:
     contributions: tuple[tuple[str, float], ...]
 
 
-def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> None:
-    """Record one signal: engagement points, explicit traits, and the activity timeline."""
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What one signal meant for the person's sessions (all in event time)."""
+
+    late: bool
+    new_session: bool
+    new_web_session: bool
+
+
+def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
+    """Record one signal: engagement points, explicit traits, sessions and the timeline."""
+    ts = signal["ts"]
+    touch = _touch_sessions(profile, signal, model)
     for rule in matching_rules(signal, model):
-        profile.engagement.add(rule.id, rule.points, signal["ts"], model.half_lives)
+        points = capped_points(rule, ts, profile.given_today)
+        if points:
+            profile.engagement.add(rule.id, points, ts, model.half_lives)
     _update_traits(profile, signal)
-    _record_activity(profile, signal["ts"], describe(signal))
-    profile.last_seen = max(profile.last_seen, signal["ts"])
+    _record_activity(profile, ts, describe(signal))
+    return touch
+
+
+def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
+    ts, gap = signal["ts"], model.alerts.live_visit.session_gap_ms
+    late = signal["received_at"] - ts > model.alerts.late_after_ms
+    new_session = not late and ts - profile.last_seen > gap
+    is_web = signal["channel"] == "web"
+    new_web_session = not late and is_web and ts - profile.last_web > gap
+    if new_session:
+        profile.session_start = ts
+    profile.last_seen = max(profile.last_seen, ts)
+    if is_web:
+        profile.last_web = max(profile.last_web, ts)
+    return Touch(late, new_session, new_web_session)
 
 
 def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     """Fold an anonymous history into a contact's profile (call once per link)."""
     profile.engagement.merge(history.engagement, model.half_lives)
+    for rule_id, (day, points) in history.given_today.items():
+        today, so_far = profile.given_today.get(rule_id, (day, 0.0))
+        if today == day:
+            profile.given_today[rule_id] = (day, so_far + points)
+        elif today < day:
+            profile.given_today[rule_id] = (day, points)
     for key, value in history.traits.items():
         profile.traits.setdefault(key, value)
     merged = sorted(profile.activity + history.activity)
     profile.activity = merged[-ACTIVITY_LENGTH:]
     profile.last_seen = max(profile.last_seen, history.last_seen)
+    profile.last_web = max(profile.last_web, history.last_web)
+    profile.session_start = max(profile.session_start, history.session_start)
 
 
 def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
-    """Fit, engagement, grade and sales-readiness as of event time `at`."""
+    """Fit, engagement, grade and sales-readiness as of event time `at` (never earlier
+    than the latest signal: a late signal is judged with everything known)."""
+    at = max(at, profile.engagement.as_of)
     fit = fit_score(profile.traits, model)
     contributions = profile.engagement.contributions(at, model.half_lives)
     engagement = max(0.0, sum(contributions.values()))
@@ -101,8 +159,7 @@ def describe(signal: Envelope) -> str:
 
 
 def _campaign(signal: Envelope) -> str:
-    campaign = signal["context"].get("campaign") or {}
-    name = campaign.get("name") or signal["props"].get("campaign")
+    name = campaign_name(signal)
     return f"'{name}'" if name else ""
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from config.scoring import EngagementRule, FitRule, Grid, ScoringModel
+from config.scoring import (
+    DAY_MS,
+    MINUTE_MS,
+    Conditions,
+    EngagementRule,
+    FitRule,
+    Grid,
+    ScoringModel,
+)
 
 # Contributions that decayed below this are dropped, keeping per-person state small.
 NEGLIGIBLE_POINTS = 0.01
@@ -78,19 +86,33 @@ class Engagement:
 
 def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:
     """The engagement rules whose conditions all match an event envelope."""
-    return [rule for rule in model.engagement if _matches(rule, signal)]
+    return [rule for rule in model.engagement if matches(rule.when, signal)]
 
 
-def _matches(rule: EngagementRule, signal: Mapping[str, Any]) -> bool:
-    if rule.types and signal["type"] not in rule.types:
+def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
+    """True when a signal meets every condition given in `when`."""
+    if when.types and signal["type"] not in when.types:
         return False
-    if rule.channels and signal["channel"] not in rule.channels:
+    if when.channels and signal["channel"] not in when.channels:
         return False
-    if rule.events and signal.get("event") not in rule.events:
+    if when.events and signal.get("event") not in when.events:
         return False
-    if rule.paths and not _any_glob(_page_path(signal), rule.paths):
-        return False
-    return not rule.forms or _any_glob(str(signal["props"].get("form_id") or ""), rule.forms)
+    props = signal["props"]
+    checks = (
+        (when.paths, _page_path(signal)),
+        (when.forms, props.get("form_id")),
+        (when.campaigns, campaign_name(signal)),
+        (when.links, props.get("link") or props.get("url")),
+        (when.content_types, props.get("content_type")),
+    )
+    return all(not patterns or _any_glob(value, patterns) for patterns, value in checks)
+
+
+def campaign_name(signal: Mapping[str, Any]) -> str | None:
+    """The campaign a signal belongs to: context.campaign.name, else props.campaign."""
+    campaign = signal["context"].get("campaign") or {}
+    name = campaign.get("name") or signal["props"].get("campaign")
+    return name if isinstance(name, str) and name else None
 
 
 def _page_path(signal: Mapping[str, Any]) -> str:
@@ -98,8 +120,25 @@ def _page_path(signal: Mapping[str, Any]) -> str:
     return str(page.get("path") or "")
 
 
-def _any_glob(value: str, patterns: tuple[str, ...]) -> bool:
-    return bool(value) and any(fnmatchcase(value, p) for p in patterns)
+def _any_glob(value: Any, patterns: tuple[str, ...]) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    text = value.lower()
+    return any(fnmatchcase(text, p.lower()) for p in patterns)
+
+
+def capped_points(rule: EngagementRule, ts: int, given: dict[str, tuple[int, float]]) -> float:
+    """The points a signal may still add today under the rule's daily cap; records them."""
+    if rule.daily_cap is None:
+        return rule.points
+    day = ts // DAY_MS
+    today, so_far = given.get(rule.id, (day, 0.0))
+    if today != day:
+        so_far = 0.0
+    room = max(0.0, rule.daily_cap - abs(so_far))
+    points = max(-room, min(room, rule.points))
+    given[rule.id] = (day, so_far + points)
+    return points
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +150,15 @@ class Fit:
 
 
 def fit_score(traits: Mapping[str, Any], model: ScoringModel) -> Fit:
-    """Fit from explicit traits: per trait, the first matching rule in file order counts."""
+    """Fit from explicit traits: per rule group, the first matching rule in file order counts."""
     decided: set[str] = set()
     reasons: list[tuple[str, float]] = []
     for rule in model.fit:
-        if rule.trait in decided:
+        if rule.group in decided:
             continue
         value = traits.get(rule.trait)
         if value is not None and _fit_matches(rule, value):
-            decided.add(rule.trait)
+            decided.add(rule.group)
             reasons.append((rule.label, rule.points))
     score = min(100.0, max(0.0, sum(points for _, points in reasons)))
     return Fit(score, tuple(reasons))
@@ -161,3 +200,30 @@ def is_sales_ready(fit: float, engagement: float, grid: Grid, *, was_ready: bool
     if grade(fit, engagement, grid) in grid.sales_ready:
         return True
     return was_ready and grade(fit, engagement + grid.hysteresis, grid) in grid.sales_ready
+
+
+def leaves_sales_ready_at(
+    engagement: Engagement,
+    fit: float,
+    start: int,
+    grid: Grid,
+    half_lives: Mapping[str, float],
+    horizon_ms: int = 365 * DAY_MS,
+) -> int | None:
+    """The first whole minute after `start` at which a sales-ready lead, left alone, has
+    decayed out of sales-ready (with hysteresis), or None within `horizon_ms`."""
+
+    def ready(t: int) -> bool:
+        return is_sales_ready(fit, engagement.total(t, half_lives), grid, was_ready=True)
+
+    step = DAY_MS
+    low = start
+    while low - start < horizon_ms:
+        high = low + step
+        if not ready(high):
+            while high - low > MINUTE_MS:
+                middle = low + (high - low) // 2
+                low, high = (middle, high) if ready(middle) else (low, middle)
+            return -(-high // MINUTE_MS) * MINUTE_MS
+        low = high
+    return None

@@ -40,11 +40,18 @@ def test_demo_hot_visitors_reach_the_default_rep_and_others_do_not(
     )
     stream = RedisKeys(running_system.redis_prefix).rep_alerts("alex")
 
-    def contacts() -> list[str]:
+    def alerts() -> list[dict[str, str]]:
         entries = redis_client.xrange(stream)
-        return [codec.loads(f[b"alert"])["contact"] for _, f in entries]  # type: ignore[union-attr]
+        return [codec.loads(f[b"alert"]) for _, f in entries]  # type: ignore[union-attr]
 
-    assert wait_until(contacts, what="the hot visitor's alert") == [hot_email]
+    def contacts() -> list[str]:
+        return [a["contact"] for a in alerts()]
+
+    def kinds() -> list[str]:
+        return [a["kind"] for a in alerts()]
+
+    wait_until(lambda: "sales_ready" in kinds(), what="the hot visitor's sales_ready alert")
+    assert set(contacts()) == {hot_email}
     metrics = httpx.get(f"http://127.0.0.1:{running_system.dataflow_metrics_port}/metrics").text
     assert 'dbl_alerts_emitted_total{kind="sales_ready"} 1.0' in metrics
     assert 'dbl_identity_links_total{how="form_fill"}' in metrics

@@ -62,7 +62,7 @@ def test_the_contact_profile_carries_the_anonymous_history():
     outcome = resolve(cookie, "c1", envelope(type="identify", email="dana@acme.com"), MODEL)
     assert outcome.to_contact is not None
     profile = Profile("dana@acme.com")
-    update = update_lead(profile, outcome.to_contact, MODEL)
+    (update,) = update_lead(profile, outcome.to_contact, MODEL)
     assert update.view["engagement"] == 33.0  # 3 x (pricing 10 + page view 1)
     assert [what for _, what in update.view["activity"]][-3:] == ["Viewed /pricing"] * 3
     assert update.view["recognized_by"] == "browser_identify"

@@ -88,15 +88,18 @@ def test_hysteresis_keeps_a_sales_ready_lead_until_it_falls_out_by_the_margin():
     assert not is_sales_ready(80, 24.9, grid, was_ready=True)
 
 
-def test_fit_takes_the_first_matching_rule_per_trait_and_clamps():
+def test_fit_takes_the_first_matching_rule_per_group_and_clamps():
     traits = {"title": "VP Sales", "company_size": "201-500", "industry": "Software"}
     fit = fit_score(traits, MODEL)
-    assert fit.score == 35 + 20 + 15
+    assert fit.score == 30 + 10 + 20 + 15
     assert [label for label, _ in fit.reasons] == [
-        "Senior title",
+        "Executive or VP",
+        "Buying role (sales, marketing, revenue)",
         "Company of 200+ employees",
         "Target industry",
     ]
+    full = {**traits, "country": "US", "budget": "Approved", "timeframe": "this quarter"}
+    assert fit_score(full, MODEL).score == 100, "clamped"
 
 
 def test_fit_negative_rules_and_floor():

@@ -1,0 +1,42 @@
+"""Account rollup: engagement summed over an account's contacts, and surge detection. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.scoring import AccountSurge
+from dataflows.alerting import make_alert
+
+
+@dataclass(slots=True)
+class Account:
+    """What an account keeps: each contact's latest engagement and when they were engaged."""
+
+    engagement: dict[str, float] = field(default_factory=dict)
+    engaged_at: dict[str, int] = field(default_factory=dict)
+    surging: bool = False
+    surges: int = 0
+
+
+def roll_up(account: Account, view: dict[str, Any], rule: AccountSurge) -> dict[str, Any] | None:
+    """Fold a contact's new view into its account; returns an `account_surge` alert when the
+    account starts surging (it must calm down before it can surge again)."""
+    contact, now = view["person"], view["as_of"]
+    account.engagement[contact] = view["engagement"]
+    if view["engagement"] >= rule.engaged_at_least:
+        account.engaged_at[contact] = max(now, account.engaged_at.get(contact, now))
+    engaged = sorted(c for c, ts in account.engaged_at.items() if now - ts <= rule.window_ms)
+    total = sum(account.engagement.values())
+    surging = len(engaged) >= rule.engaged_contacts or total >= rule.account_engagement
+    started = surging and not account.surging
+    account.surging = surging
+    if not started:
+        return None
+    account.surges += 1
+    reason = (
+        f"{view['account']} is surging: {len(engaged)} engaged contacts in "
+        f"{rule.window_ms / 86_400_000:.0f} days ({', '.join(engaged[:5])}), "
+        f"account engagement {total:.0f}"
+    )
+    return make_alert("account_surge", account.surges, view, reason, subject=view["account"])
