@@ -221,7 +221,7 @@ def leaves_sales_ready_at(
     while low - start < horizon_ms:
         high = low + step
         if not ready(high):
-            while high - low > MINUTE_MS:
+            while high - low > 1000:
                 middle = low + (high - low) // 2
                 low, high = (middle, high) if ready(middle) else (low, middle)
             return -(-high // MINUTE_MS) * MINUTE_MS

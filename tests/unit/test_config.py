@@ -88,3 +88,28 @@ def test_settings_come_from_named_variables():
 def test_bad_setting_names_the_variable():
     with pytest.raises(ConfigError, match="DBL_COLLECTOR_PORT must be a whole number"):
         Settings.from_environment({"DBL_COLLECTOR_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ("late_after_minutes = 60", "late_after_minutes = -1", "alerts.late_after_minutes", "> 0"),
+        ('cells = ["A1", "A2"', 'cells = ["Q7", "A2"', "alerts.live_visit.cells", "'Q7'"),
+        ("owned = true\n", 'owned = "yes"\n', "alerts.live_visit.owned", "true or false"),
+        ("engaged_contacts = 3", "engaged_contact = 3", "engaged_contact", "not a known key"),
+        (
+            'pricing"\ntypes = ["page"]\npaths = ["/pricing*"]',
+            'pricing"',
+            "alerts.key_actions[1].types",
+            "needs at least one condition",
+        ),
+        ("enabled = true", "enabled = 1", "alerts.cooling.enabled", "true or false"),
+    ],
+)
+def test_broken_alert_rules_name_file_key_and_problem(tmp_path, old, new, key, problem):
+    config = _copy_config(tmp_path)
+    _edit(config / "scoring.toml", old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_scoring_model(config / "scoring.toml")
+    assert key in str(caught.value)
+    assert problem.replace("> 0", "greater than 0") in str(caught.value)

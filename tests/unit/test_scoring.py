@@ -5,9 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from config.scoring import DAY_MS, load_scoring_model
+from config.scoring import DAY_MS, Conditions, load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.scoring import Engagement, decay, fit_score, grade, is_sales_ready
+from dataflows.scoring import (
+    Engagement,
+    capped_points,
+    decay,
+    fit_score,
+    grade,
+    is_sales_ready,
+    leaves_sales_ready_at,
+    matches,
+    matching_rules,
+)
+from tests.conftest import T0, envelope, page_view
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
 HALF_LIVES = {"a": 10 * DAY_MS, "b": 2 * DAY_MS}
@@ -110,3 +121,60 @@ def test_fit_negative_rules_and_floor():
 
 def test_every_default_rule_has_a_finite_half_life(tmp_path: Path):
     assert all(math.isfinite(r.half_life_ms) and r.half_life_ms > 0 for r in MODEL.engagement)
+
+
+def _rules(signal) -> list[str]:
+    return [rule.id for rule in matching_rules(signal, MODEL)]
+
+
+def test_engagement_conditions_of_every_kind():
+    assert _rules(page_view("/pricing/enterprise")) == ["page_view", "pricing_page"]
+    assert _rules(page_view("/Careers/jobs")) == ["page_view", "careers_page"]
+    click = envelope(type="email_click", channel="email", props={"link": "https://x.io/pricing"})
+    assert _rules(click) == ["email_click", "email_pricing_click"]
+    demo = envelope(type="form_submit", props={"form_id": "Demo-Request"})
+    assert _rules(demo) == ["form_fill", "demo_request"]
+    download = envelope(
+        type="track", event="Content Downloaded", props={"content_type": "ROI calculator"}
+    )
+    assert _rules(download) == ["content_download", "bottom_funnel_content"]
+    assert _rules(envelope(type="track", event="Email Bounced")) == ["bounced"]
+
+
+def test_campaign_and_channel_conditions():
+    when = Conditions(channels=("email",), campaigns=("spring*",))
+    signal = envelope(
+        type="email_open", channel="email", context={"campaign": {"name": "Spring-26"}}
+    )
+    assert matches(when, signal)
+    assert not matches(when, {**signal, "channel": "web"})
+    assert matches(when, {**signal, "context": {}, "props": {"campaign": "spring"}})
+    assert not matches(when, {**signal, "context": {}})
+
+
+def test_daily_cap_limits_a_reload_loop_and_resets_the_next_day():
+    rule = next(r for r in MODEL.engagement if r.id == "pricing_page")
+    given: dict[str, tuple[int, float]] = {}
+    today = [capped_points(rule, T0 + n, given) for n in range(5)]
+    assert today == [10, 10, 10, 0, 0]
+    assert capped_points(rule, T0 + DAY_MS, given) == 10
+
+
+def test_fit_bant_competitors_and_job_seekers():
+    bant = {"budget": "Approved", "authority": "Decision maker", "need": "lead scoring"}
+    assert fit_score({**bant, "timeframe": "this quarter"}, MODEL).score == 35
+    assert fit_score({"title": "VP Sales", "email_domain": "marketo.com"}, MODEL).score == 0
+    seeker = fit_score({"title": "Open to work", "company_size": 800}, MODEL)
+    assert seeker.score == 0
+    assert ("Job seeker", -40) in seeker.reasons
+
+
+def test_leaving_sales_ready_is_found_to_the_minute():
+    eng = Engagement()
+    eng.add("pricing_page", 40, T0, MODEL.half_lives)
+    leaves = leaves_sales_ready_at(eng, 80, T0, MODEL.grid, MODEL.half_lives)
+    # 40 * 0.5 ** (t / 14 days) falls below 25 (30 - hysteresis) at t = 14 * log2(40 / 25) days
+    exact = T0 + 14 * DAY_MS * math.log2(40 / 25)
+    assert leaves is not None
+    assert 0 <= leaves - exact < 60_000
+    assert leaves_sales_ready_at(Engagement(), 80, T0, MODEL.grid, MODEL.half_lives) == T0 + 60_000

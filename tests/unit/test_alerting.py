@@ -1,0 +1,225 @@
+"""Each alert rule kind: sales_ready (and late), cooling, key_action, live_visit, surge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.scoring import DAY_MS, MINUTE_MS, load_scoring_model
+from config.settings import CONFIG_DIR
+from dataflows.accounts import Account, roll_up
+from dataflows.identity import ToContact
+from dataflows.leads import cool_if_due, update_lead
+from dataflows.profile import Profile
+from tests.conftest import T0, envelope, page_view
+from tracking.envelope import Envelope
+
+MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
+VP = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
+
+
+class Lead:
+    """A contact driven signal by signal through the pure lead logic."""
+
+    def __init__(self, person: str = "dana@acme.com", **traits: Any) -> None:
+        self.profile = Profile(person)
+        self.profile.traits.update({"email": person, **traits})
+        self.alerts: list[dict[str, Any]] = []
+
+    def send(self, signal: Envelope, how: str = "server") -> dict[str, Any]:
+        updates = update_lead(self.profile, ToContact(self.profile.person, signal, how), MODEL)
+        for update in updates:
+            self.alerts += update.alerts
+        return updates[-1].view
+
+    def kinds(self) -> list[str]:
+        return [a["kind"] for a in self.alerts]
+
+
+def at(minutes: float) -> int:
+    return T0 + int(minutes * MINUTE_MS)
+
+
+def pricing(minutes: float, **fields: Any) -> Envelope:
+    return page_view("/pricing", ts=at(minutes), received_at=at(minutes), **fields)
+
+
+def test_sales_ready_fires_once_when_entering_a_cell():
+    lead = Lead(**VP)  # fit 85: A
+    for minute in range(3):
+        lead.send(pricing(minute))  # 11, 22, 33 -> A2 at the third
+    assert lead.kinds().count("sales_ready") == 1
+    alert = next(a for a in lead.alerts if a["kind"] == "sales_ready")
+    assert alert["grade"] == "A2"
+    assert alert["ts"] == at(2)
+    assert alert["late"] is False
+    assert alert["reason"].startswith("entered A2: Viewed pricing (30)")
+    assert alert["profile"]["fit_reasons"][0] == ["Executive or VP", 30.0]
+
+
+def test_a_late_signal_is_scored_at_its_own_time_and_its_crossing_is_marked_late():
+    lead = Lead(**VP)
+    lead.send(pricing(60 * 24))
+    lead.send(pricing(60 * 24 + 1))
+    imported = envelope(
+        type="track",
+        event="Webinar Attended",
+        channel="event",
+        ts=at(0),  # yesterday
+        received_at=at(60 * 24 + 2),
+    )
+    view = lead.send(imported)
+    # Yesterday's 20 points have decayed by a day of a 30-day half-life when judged now.
+    assert view["engagement"] == round(22 + 20 * 0.5 ** (1 / 30), 1)
+    (crossing,) = [a for a in lead.alerts if a["kind"] == "sales_ready"]
+    assert crossing["late"] is True
+    assert "key_action" not in [a["kind"] for a in lead.alerts if a["signal"] == imported["id"]]
+
+
+def test_key_actions_fire_once_per_session():
+    lead = Lead(**VP)
+    lead.send(pricing(0))
+    lead.send(pricing(5))
+    lead.send(pricing(100))  # a new session, 95 minutes later
+    actions = [a for a in lead.alerts if a["kind"] == "key_action"]
+    assert [a["ts"] for a in actions] == [at(0), at(100)]
+    assert actions[0]["reason"] == "Is looking at pricing"
+    assert actions[0]["id"] != actions[1]["id"]
+
+
+def test_a_demo_request_is_a_key_action():
+    lead = Lead()
+    lead.send(envelope(type="form_submit", props={"form_id": "demo-request"}))
+    assert lead.kinds() == ["key_action"]
+    assert lead.alerts[0]["reason"] == "Requested a demo"
+
+
+def test_live_visit_when_a_known_owned_lead_starts_a_web_session():
+    lead = Lead(owner="sam")  # fit 0: only ownership qualifies
+    lead.send(envelope(type="email_click", channel="email", ts=at(0), received_at=at(0)))
+    lead.send(page_view("/blog", ts=at(10), received_at=at(10)))
+    lead.send(page_view("/docs", ts=at(20), received_at=at(20)))  # same session
+    lead.send(page_view("/blog", ts=at(120), received_at=at(120)))
+    visits = [a for a in lead.alerts if a["kind"] == "live_visit"]
+    assert [v["ts"] for v in visits] == [at(10), at(120)]
+    assert visits[0]["reason"].startswith("is on /blog now")
+
+
+def test_no_live_visit_for_an_unowned_cold_lead_a_first_signal_or_a_late_one():
+    cold = Lead()
+    cold.send(page_view("/blog", ts=at(0), received_at=at(0)))
+    cold.send(page_view("/blog", ts=at(120), received_at=at(120)))
+    assert "live_visit" not in cold.kinds()
+
+    owned = Lead(owner="sam")
+    owned.send(page_view("/blog", ts=at(0), received_at=at(0)))
+    assert "live_visit" not in owned.kinds(), "the first signal is no return visit"
+    owned.send(page_view("/blog", ts=at(120), received_at=at(60 * 10)))
+    assert "live_visit" not in owned.kinds(), "a beacon delivered hours late is no live visit"
+
+
+def test_a_well_graded_unowned_lead_gets_a_live_visit():
+    lead = Lead(**VP)
+    lead.send(page_view("/blog", ts=at(0), received_at=at(0)))
+    lead.send(page_view("/blog", ts=at(45), received_at=at(45)))  # fit A: A4 is not a cell
+    assert "live_visit" not in lead.kinds()
+    for minute in range(3):
+        lead.send(pricing(50 + minute))
+    lead.send(page_view("/blog", ts=at(200), received_at=at(200)))
+    assert lead.kinds()[-1] == "live_visit"
+
+
+def test_cooling_is_scheduled_in_event_time_and_fires_once():
+    lead = Lead(**VP)
+    for minute in range(3):
+        lead.send(pricing(minute))  # 33 -> A2; leaves below 25
+    cooling_at = lead.profile.cooling_at
+    assert cooling_at is not None
+
+    # Pricing halves every 14 days, page views every 7: find the moment by hand.
+    def total(t: int) -> float:
+        return sum(
+            10 * 0.5 ** ((t - at(m)) / (14 * DAY_MS)) + 0.5 ** ((t - at(m)) / (7 * DAY_MS))
+            for m in range(3)
+        )
+
+    assert total(cooling_at) < 25 <= total(cooling_at - MINUTE_MS)
+    assert cool_if_due(lead.profile, cooling_at - MINUTE_MS, MODEL) is None
+    cooled = cool_if_due(lead.profile, cooling_at, MODEL)
+    assert cooled is not None
+    (alert,) = cooled.alerts
+    assert (alert["kind"], alert["ts"], alert["grade"]) == ("cooling", cooling_at, "A3")
+    assert cool_if_due(lead.profile, cooling_at + DAY_MS, MODEL) is None, "only once"
+
+
+def test_a_later_signal_reports_a_cooling_that_happened_before_it():
+    lead = Lead(**VP)
+    for minute in range(3):
+        lead.send(pricing(minute))
+    cooling_at = lead.profile.cooling_at
+    assert cooling_at is not None
+    lead.send(page_view("/blog", ts=cooling_at + DAY_MS, received_at=cooling_at + DAY_MS))
+    assert lead.kinds()[-2:] == ["cooling", "live_visit"], "the cooling came first"
+    assert lead.alerts[-2]["ts"] == cooling_at
+
+
+def test_hysteresis_no_alerts_while_hovering_at_the_band_edge():
+    lead = Lead(**VP)
+    for minute in range(3):
+        lead.send(pricing(minute))  # 33: A2
+    # A careers page (-10) drops it to 23.1... then back up: it hovers around 30.
+    lead.send(page_view("/careers", ts=at(10), received_at=at(10)))  # 24: below 25
+    assert lead.kinds().count("cooling") == 1
+    lead.send(page_view("/product", ts=at(11), received_at=at(11)))  # 28: A3, no re-cross
+    lead.send(page_view("/product", ts=at(12), received_at=at(12)))  # 32: A2 again
+    assert lead.kinds().count("sales_ready") == 2
+    assert [k for k in lead.kinds() if k != "key_action"] == [
+        "sales_ready",
+        "cooling",
+        "sales_ready",
+    ]
+
+
+def test_a_fit_drop_cools_a_lead_at_once():
+    lead = Lead(**VP)
+    for minute in range(3):
+        lead.send(pricing(minute))
+    lead.send(envelope(type="identify", ts=at(5), received_at=at(5), props={"title": "Student"}))
+    assert lead.kinds()[-1] == "cooling"
+    assert lead.alerts[-1]["reason"].startswith("left sales-ready for")
+
+
+def test_account_surge_with_three_engaged_contacts_in_a_week():
+    account, rule = Account(), MODEL.alerts.account_surge
+    views = [
+        {"person": f"p{n}@acme.com", "account": "acme.com", "as_of": at(n * 60 * 24), **_scores()}
+        for n in range(3)
+    ]
+    assert roll_up(account, views[0], rule) is None
+    assert roll_up(account, views[1], rule) is None
+    alert = roll_up(account, views[2], rule)
+    assert alert is not None
+    assert alert["kind"] == "account_surge"
+    assert alert["reason"].startswith("acme.com is surging: 3 engaged contacts in 7 days")
+    assert roll_up(account, {**views[2], "as_of": at(3 * 60 * 24)}, rule) is None, "once"
+
+
+def test_contacts_engaged_more_than_a_week_apart_do_not_surge():
+    account, rule = Account(), MODEL.alerts.account_surge
+    for n in range(3):
+        view = {"person": f"p{n}", "account": "acme.com", "as_of": at(n * 60 * 24 * 5)}
+        assert roll_up(account, {**view, **_scores()}, rule) is None
+
+
+def test_summed_account_engagement_surges():
+    account, rule = Account(), MODEL.alerts.account_surge
+    view = {"person": "p0", "account": "acme.com", "as_of": T0, **_scores(engagement=160.0)}
+    assert roll_up(account, view, rule) is not None
+
+
+def _scores(engagement: float = 20.0) -> dict[str, Any]:
+    return {
+        "engagement": engagement,
+        "owner": None,
+        "grade": "B3",
+        "fit": 50.0,
+    }
