@@ -98,8 +98,8 @@ def test_bad_setting_names_the_variable():
         ("owned = true\n", 'owned = "yes"\n', "alerts.live_visit.owned", "true or false"),
         ("engaged_contacts = 3", "engaged_contact = 3", "engaged_contact", "not a known key"),
         (
-            'pricing"\ntypes = ["page"]\npaths = ["/pricing*"]',
-            'pricing"',
+            'looking at pricing"\ntypes = ["page"]\npaths = ["/pricing*"]',
+            'looking at pricing"',
             "alerts.key_actions[1].types",
             "needs at least one condition",
         ),
