@@ -98,6 +98,7 @@ class AlertRules:
     """When to alert besides sales-ready crossings."""
 
     late_after_ms: float
+    min_fit: float
     key_actions: tuple[KeyAction, ...]
     live_visit: LiveVisit
     account_surge: AccountSurge
@@ -240,7 +241,9 @@ def _bands(t: Table, names: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
 
 
 def _alert_rules(t: Table) -> AlertRules:
-    t.only(("late_after_minutes", "key_actions", "live_visit", "account_surge", "cooling"))
+    t.only(
+        ("late_after_minutes", "min_fit", "key_actions", "live_visit", "account_surge", "cooling")
+    )
     key_actions = []
     for action in t.tables("key_actions"):
         action.only(("id", "label", *_CONDITION_KEYS))
@@ -254,6 +257,7 @@ def _alert_rules(t: Table) -> AlertRules:
     cooling.only(("enabled",))
     return AlertRules(
         late_after_ms=t.number("late_after_minutes", positive=True) * MINUTE_MS,
+        min_fit=t.number("min_fit", 0.0),
         key_actions=tuple(key_actions),
         live_visit=LiveVisit(
             session_gap_ms=live.number("session_gap_minutes", positive=True) * MINUTE_MS,

@@ -65,8 +65,9 @@ def react(
 ) -> list[dict[str, Any]]:
     """The alerts one signal raises; updates the lead's alert state in `profile`."""
     alerts = _readiness_change(profile, assessment, view, model, signal, late=touch.late)
-    if not touch.late:
-        alerts += _key_actions(profile, signal, view, model)
+    if touch.late or assessment.fit.score < model.alerts.min_fit:
+        return alerts
+    alerts += _key_actions(profile, signal, view, model)
     if was_known and touch.new_web_session and _follows_live(profile, assessment, model):
         reason = f"is on {_page(signal)} now, {assessment.grade} ({_why(assessment)})"
         alerts.append(make_alert("live_visit", signal["ts"], view, reason, signal=signal))

@@ -37,6 +37,7 @@ from dbl.redis_keys import RedisKeys
 from tracking.envelope import Envelope, InvalidEvent, contact_key, decode
 
 MAX_DLQ_VALUE_CHARS = 4096
+COOLING_CHECK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +112,28 @@ class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
         return update_lead(self._profile, value, self._model), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        # Bytewax wakes us on the wall clock: ask for the moment the event clock should
-        # reach the cooling time if it runs at wall speed, as it does live; on_notify checks.
+        # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
+        # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
+        # the expected moment, but at least every COOLING_CHECK to look at the event clock.
         due = self._cooling_due()
         if due is None:
             return None
-        wait_ms = max(0, due - self._clock.now())
-        return datetime.now(tz=UTC) + timedelta(milliseconds=wait_ms)
+        wait = timedelta(milliseconds=max(0, due - self._clock.now()))
+        return datetime.now(tz=UTC) + min(wait, COOLING_CHECK)
 
     def on_notify(self) -> tuple[Iterable[LeadUpdate], bool]:
+        return self._cool_if_clock_passed(), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[LeadUpdate], bool]:
+        return self._cool_if_clock_passed(), StatefulLogic.RETAIN
+
+    def _cool_if_clock_passed(self) -> list[LeadUpdate]:
         due = self._cooling_due()
         if self._profile is None or due is None or self._clock.now() < due:
-            return [], StatefulLogic.RETAIN
-        cooled = cool_if_due(self._profile, due, self._model)
-        return ([cooled] if cooled else []), StatefulLogic.RETAIN
+            return []
+        assert self._profile.cooling_at is not None
+        cooled = cool_if_due(self._profile, self._profile.cooling_at, self._model)
+        return [cooled] if cooled else []
 
     def _cooling_due(self) -> int | None:
         if self._profile is None or self._profile.cooling_at is None:

@@ -158,3 +158,27 @@ def test_hostile_envelopes_are_dead_lettered_and_the_flow_keeps_going():
 def test_a_free_mail_contact_has_no_account():
     items = [envelope(type="identify", email="dana@gmail.com", props=TRAITS)]
     assert run_flow(items, 1)["profiles"]["dana@gmail.com"]["account"] is None
+
+
+def test_an_idle_lead_cools_when_the_stream_has_moved_past_its_decay():
+    dana = [envelope(type="identify", email="dana@acme.com", props=TRAITS)]
+    dana += [page_view("/pricing", ts=T0 + n * MINUTE) for n in range(1, 4)]
+    later = T0 + 60 * 24 * 60 * MINUTE  # two months on, somebody else browses
+    others = [
+        page_view("/blog", anon_id=f"other-{n}", ts=later + n, received_at=later + n)
+        for n in range(20)
+    ]
+    out = run_flow(dana + others, 1)
+    kinds = [(a["contact"], a["kind"]) for a in out["alerts"]]
+    assert ("dana@acme.com", "cooling") in kinds
+    cooling = next(a for a in out["alerts"] if a["kind"] == "cooling")
+    assert T0 < cooling["ts"] < later, "dated when the decay happened, not when noticed"
+    assert out["profiles"]["dana@acme.com"]["sales_ready"] is False
+
+
+def test_no_cooling_while_the_stream_has_not_reached_it():
+    dana = [envelope(type="identify", email="dana@acme.com", props=TRAITS)]
+    dana += [page_view("/pricing", ts=T0 + n * MINUTE) for n in range(1, 4)]
+    out = run_flow(dana, 1)
+    assert "cooling" not in [a["kind"] for a in out["alerts"]]
+    assert out["profiles"]["dana@acme.com"]["sales_ready"] is True

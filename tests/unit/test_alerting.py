@@ -15,6 +15,7 @@ from tracking.envelope import Envelope
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
 VP = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
+SMALL = {"company_size": 60, "country": "US"}  # fit 20: C, the lowest fit that alerts
 
 
 class Lead:
@@ -87,14 +88,14 @@ def test_key_actions_fire_once_per_session():
 
 
 def test_a_demo_request_is_a_key_action():
-    lead = Lead()
+    lead = Lead(**SMALL)
     lead.send(envelope(type="form_submit", props={"form_id": "demo-request"}))
     assert lead.kinds() == ["key_action"]
     assert lead.alerts[0]["reason"] == "Requested a demo"
 
 
 def test_live_visit_when_a_known_owned_lead_starts_a_web_session():
-    lead = Lead(owner="sam")  # fit 0: only ownership qualifies
+    lead = Lead(owner="sam", **SMALL)  # C: only ownership qualifies
     lead.send(envelope(type="email_click", channel="email", ts=at(0), received_at=at(0)))
     lead.send(page_view("/blog", ts=at(10), received_at=at(10)))
     lead.send(page_view("/docs", ts=at(20), received_at=at(20)))  # same session
@@ -105,16 +106,24 @@ def test_live_visit_when_a_known_owned_lead_starts_a_web_session():
 
 
 def test_no_live_visit_for_an_unowned_cold_lead_a_first_signal_or_a_late_one():
-    cold = Lead()
+    cold = Lead(**SMALL)
     cold.send(page_view("/blog", ts=at(0), received_at=at(0)))
     cold.send(page_view("/blog", ts=at(120), received_at=at(120)))
     assert "live_visit" not in cold.kinds()
 
-    owned = Lead(owner="sam")
+    owned = Lead(owner="sam", **SMALL)
     owned.send(page_view("/blog", ts=at(0), received_at=at(0)))
     assert "live_visit" not in owned.kinds(), "the first signal is no return visit"
     owned.send(page_view("/blog", ts=at(120), received_at=at(60 * 10)))
     assert "live_visit" not in owned.kinds(), "a beacon delivered hours late is no live visit"
+
+
+def test_d_fit_leads_raise_no_key_action_or_live_visit():
+    student = Lead(owner="sam", title="Student")
+    student.send(page_view("/blog", ts=at(0), received_at=at(0)))
+    student.send(pricing(120))
+    student.send(envelope(type="form_submit", props={"form_id": "demo"}, ts=at(121)))
+    assert student.kinds() == []
 
 
 def test_a_well_graded_unowned_lead_gets_a_live_visit():
