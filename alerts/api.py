@@ -1,11 +1,24 @@
-"""The rep service: the dispatcher (in a background thread) and the rep-facing JSON API.
+"""The rep service: the dispatcher and webhook sender (background threads), the reps' live
+page and the rep-facing JSON API.
 
-- `GET /v1/profiles/<person>`: the person's profile from the read model.
+Every data endpoint needs a token (`Authorization: Bearer <token>` or `?token=`): a rep's
+own token shows that rep's alerts and leads only; the admin token shows everything.
+
+- `GET /reps/<rep>?token=`: the rep's live page.
+- `GET /v1/reps/<rep>/events`: server-sent events from the rep's alert stream (resumable
+  with `Last-Event-ID`); without it, the last 20 alerts first.
+- `GET /v1/reps/<rep>/hot`: the rep's leads active in the last 30 minutes, hottest first.
 - `GET /v1/alerts?rep=<rep>&limit=N`: the rep's latest alerts, newest first.
+- `GET /v1/profiles/<person>`: a lead's profile.
+- `GET /v1/webhooks/dead-letters?limit=N`: webhook calls that failed every attempt (admin).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import time
+from importlib import resources
 from typing import Any, Final, cast
 from urllib.parse import parse_qs
 
@@ -13,6 +26,8 @@ import redis
 import redis.asyncio as aioredis
 
 from alerts.dispatcher import AlertConsumer, Dispatcher
+from alerts.outbox import WebhookSender
+from alerts.routing import route
 from config.routing import Routing, load_routing
 from config.settings import Settings
 from dataflows.sinks import decode_profile
@@ -22,6 +37,8 @@ from dbl.asgi import (
     Receive,
     Scope,
     Send,
+    header,
+    respond,
     respond_error,
     respond_json,
     respond_metrics,
@@ -32,11 +49,21 @@ from dbl.redis_keys import RedisKeys
 PROFILE_PREFIX: Final = "/v1/profiles/"
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
+REPLAYED_ON_CONNECT: Final = 20
+HOT_WINDOW_MS: Final = 30 * 60_000
+HEARTBEAT_MS: Final = 15_000
+STATIC: Final = {"rep.js": b"text/javascript", "rep.css": b"text/css"}
+PAGE_HEADERS: Final = [
+    (b"content-security-policy", b"default-src 'self'; object-src 'none'; base-uri 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+]
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 class RepService:
-    """The rep-facing ASGI app; runs the dispatcher unless `dispatch=False`."""
+    """The rep-facing ASGI app; runs the dispatcher and webhook sender unless `dispatch=False`."""
 
     def __init__(self, settings: Settings, *, dispatch: bool = True) -> None:
         self._settings = settings
@@ -44,14 +71,14 @@ class RepService:
         self._routing: Routing = load_routing(settings.config_dir / "routing.toml")
         self._dispatch = dispatch
         self._redis: aioredis.Redis | None = None
-        self._consumer: AlertConsumer | None = None
+        self._workers: list[AlertConsumer | WebhookSender] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await run_lifespan(receive, send, self._startup, self._shutdown)
             return
         try:
-            await self._route(scope, send)
+            await self._route(scope, receive, send)
         except HTTPError as error:
             await respond_error(send, error)
 
@@ -60,53 +87,192 @@ class RepService:
         if self._dispatch:
             client = redis.Redis.from_url(self._settings.redis)
             dispatcher = Dispatcher(client, self._keys, self._routing)
-            self._consumer = AlertConsumer(self._settings, dispatcher)
-            self._consumer.start()
+            self._workers = [
+                AlertConsumer(self._settings, dispatcher),
+                WebhookSender(client, self._keys, self._routing, self._settings),
+            ]
+            for worker in self._workers:
+                worker.start()
 
     async def _shutdown(self) -> None:
-        if self._consumer is not None:
-            self._consumer.stop()
+        for worker in self._workers:
+            worker.stop()
         if self._redis is not None:
             await self._redis.aclose()
 
-    async def _route(self, scope: Scope, send: Send) -> None:
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if scope["method"] != "GET":
-            raise HTTPError(405, "the rep API is read-only (GET)")
+            raise HTTPError(405, "the rep service is read-only (GET)")
+        parts = path.strip("/").split("/")
         if path == "/metrics":
             await respond_metrics(send)
         elif path == "/healthz":
             await respond_json(send, 200, {"ok": True})
+        elif len(parts) == 2 and parts[0] == "static" and parts[1] in STATIC:
+            await _static(send, parts[1])
+        elif len(parts) == 2 and parts[0] == "reps":
+            self._require_rep(scope, parts[1])
+            await _static(send, "rep.html")
+        elif len(parts) == 4 and parts[:2] == ["v1", "reps"] and parts[3] == "events":
+            self._require_rep(scope, parts[2])
+            await self._events(scope, receive, send, parts[2])
+        elif len(parts) == 4 and parts[:2] == ["v1", "reps"] and parts[3] == "hot":
+            self._require_rep(scope, parts[2])
+            await respond_json(send, 200, await self._hot(parts[2]))
         elif path.startswith(PROFILE_PREFIX) and len(path) > len(PROFILE_PREFIX):
-            await respond_json(send, 200, await self._profile(path[len(PROFILE_PREFIX) :]))
+            await respond_json(send, 200, await self._profile(scope, path[len(PROFILE_PREFIX) :]))
         elif path == "/v1/alerts":
             await respond_json(send, 200, await self._alerts(scope))
+        elif path == "/v1/webhooks/dead-letters":
+            self._require_admin(scope)
+            await respond_json(send, 200, await self._dead_letters(scope))
         else:
             raise HTTPError(404, f"no endpoint GET {path}")
 
-    async def _profile(self, person: str) -> dict[str, Any]:
+    def _token(self, scope: Scope) -> str:
+        bearer = header(scope, b"authorization") or b""
+        if bearer[:7].lower() == b"bearer ":
+            return bearer[7:].decode("latin-1").strip()
+        return _query(scope, "token")
+
+    def _is_admin(self, token: str) -> bool:
+        return bool(token) and hmac.compare_digest(token, self._routing.admin_token)
+
+    def _require_admin(self, scope: Scope) -> None:
+        if not self._is_admin(self._token(scope)):
+            raise HTTPError(401, "a valid admin token is required")
+
+    def _require_rep(self, scope: Scope, rep_id: str) -> None:
+        """The caller is this rep (its token) or an admin; anything else is 401, no data."""
+        token = self._token(scope)
+        rep = self._routing.reps.get(rep_id)
+        if self._is_admin(token):
+            if rep is None:
+                raise HTTPError(404, f"no rep {rep_id!r} in routing.toml")
+            return
+        if rep is None or not token or not hmac.compare_digest(token, rep.token):
+            raise HTTPError(401, "a valid token for this rep is required")
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send, rep: str) -> None:
+        stream = self._keys.rep_alerts(rep)
+        last_id = (header(scope, b"last-event-id") or b"").decode("latin-1") or _query(
+            scope, "last_id"
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-store"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        if not last_id:
+            recent = cast(Entries, await self._client.xrevrange(stream, count=REPLAYED_ON_CONNECT))
+            await _send_events(send, list(reversed(recent)))
+            last_id = recent[0][0].decode() if recent else "0-0"
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            while not gone.done():
+                read = asyncio.create_task(self._read(stream, last_id))
+                await asyncio.wait({read, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    read.cancel()
+                    break
+                entries = read.result()
+                if entries:
+                    await _send_events(send, entries)
+                    last_id = entries[-1][0].decode()
+                else:
+                    await send({"type": "http.response.body", "body": b": ", "more_body": True})
+        finally:
+            gone.cancel()
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _read(self, stream: str, after: str) -> Entries:
+        """New entries after `after`, waiting up to a heartbeat for some."""
+        found = await self._client.xread({stream: after}, count=100, block=HEARTBEAT_MS)
+        batches = cast(list[tuple[bytes, Entries]], found or [])
+        return [entry for _, entries in batches for entry in entries]
+
+    async def _hot(self, rep: str) -> dict[str, Any]:
+        since = int(time.time() * 1000) - HOT_WINDOW_MS
+        people = cast(
+            list[bytes], await self._client.zrangebyscore(self._keys.rep_recent(rep), since, "+inf")
+        )
+        pipe = self._client.pipeline(transaction=False)
+        for person in people:
+            pipe.hgetall(self._keys.profile(person.decode()))
+        profiles = [decode_profile(fields) for fields in await pipe.execute() if fields]
+        profiles.sort(key=lambda p: -float(p.get("engagement") or 0))
+        return {"rep": rep, "name": self._routing.reps[rep].name, "leads": profiles}
+
+    async def _profile(self, scope: Scope, person: str) -> dict[str, Any]:
+        token = self._token(scope)
+        if not token or not (self._is_admin(token) or self._rep_of_token(token)):
+            raise HTTPError(401, "a valid token is required")
         fields = cast(dict[bytes, bytes], await self._client.hgetall(self._keys.profile(person)))
-        if not fields:
+        profile = decode_profile(fields) if fields else None
+        if profile is None or not (
+            self._is_admin(token) or route(profile, self._routing) == self._rep_of_token(token)
+        ):
             raise HTTPError(404, f"no profile for {person!r}")
-        return decode_profile(fields)
+        return profile
+
+    def _rep_of_token(self, token: str) -> str | None:
+        for rep in self._routing.reps.values():
+            if hmac.compare_digest(token, rep.token):
+                return rep.id
+        return None
 
     async def _alerts(self, scope: Scope) -> dict[str, Any]:
-        query = parse_qs(scope["query_string"].decode("latin-1"))
-        rep = (query.get("rep") or [""])[0]
+        rep = _query(scope, "rep")
         if not rep:
             raise HTTPError(400, "rep is required (?rep=<rep id>)")
-        if rep not in self._routing.reps:
-            raise HTTPError(404, f"no rep {rep!r} in routing.toml")
-        limit = _limit((query.get("limit") or [str(DEFAULT_LIMIT)])[0])
+        self._require_rep(scope, rep)
+        limit = _limit(_query(scope, "limit") or str(DEFAULT_LIMIT))
         stream = self._keys.rep_alerts(rep)
         entries = cast(Entries, await self._client.xrevrange(stream, count=limit))
         alerts = [codec.loads(fields[b"alert"]) for _, fields in entries]
         return {"rep": rep, "alerts": alerts}
 
+    async def _dead_letters(self, scope: Scope) -> dict[str, Any]:
+        limit = _limit(_query(scope, "limit") or str(DEFAULT_LIMIT))
+        raw = cast(list[bytes], await self._client.lrange(self._keys.webhook_dead, 0, limit - 1))
+        return {"dead_letters": [codec.loads(item) for item in raw]}
+
     @property
     def _client(self) -> aioredis.Redis:
         assert self._redis is not None, "the lifespan opens Redis"
         return self._redis
+
+
+async def _send_events(send: Send, entries: Entries) -> None:
+    chunks = [
+        b"id: " + entry_id + b"\nevent: alert\ndata: " + fields[b"alert"] + b"\n\n"
+        for entry_id, fields in entries
+    ]
+    if chunks:
+        await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _static(send: Send, name: str) -> None:
+    body = (resources.files("alerts") / "static" / name).read_bytes()
+    content_type = STATIC.get(name, b"text/html; charset=utf-8")
+    await respond(send, 200, body, PAGE_HEADERS, content_type=content_type)
+
+
+def _query(scope: Scope, name: str) -> str:
+    values = parse_qs(scope["query_string"].decode("latin-1")).get(name)
+    return values[0] if values else ""
 
 
 def _limit(raw: str) -> int:

@@ -1,20 +1,23 @@
 """The dispatcher: reads `dbl.alerts`, routes each alert to a rep, appends it to the rep's
-Redis stream exactly once (idempotent on alert id), then commits its offset."""
+Redis stream and enqueues its webhooks exactly once (idempotent on alert id), then commits
+its offset."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Final
 
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from alerts import metrics
-from alerts.routing import route
+from alerts.outbox import job_id, new_job
+from alerts.routing import push_at, route, throttle_key
 from config.routing import Routing
 from config.settings import Settings
-from dbl import codec
+from dbl import codec, failpoints
 from dbl.redis_keys import RedisKeys
 
 log = logging.getLogger("dbl.alerts")
@@ -23,19 +26,29 @@ DELIVERED_TTL_S: Final = 30 * 86_400
 STREAM_MAXLEN: Final = 10_000
 RETRY_DELAY_S: Final = 1.0
 
-# Marks the id delivered and appends to the stream in one atomic step: a crash can
-# never leave one without the other, and a replayed alert is recognised.
+# One atomic step per alert: mark its id delivered (a replay stops here), apply the
+# throttle (event time), append to the rep's stream, enqueue its webhook jobs. A crash can
+# never leave one of these without the others.
 _DELIVER_ONCE: Final = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
-  return 1
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local window = tonumber(ARGV[6])
+if window > 0 then
+  local last = redis.call('GET', KEYS[3])
+  if last and tonumber(ARGV[7]) - tonumber(last) < window then return 2 end
+  redis.call('SET', KEYS[3], ARGV[7], 'PX', math.floor(window * 2 + 86400000))
 end
-return 0
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
+for i = 9, #ARGV, 2 do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[i])
+end
+return 1
 """
+_OUTCOMES: Final = {0: "duplicate", 1: "delivered", 2: "throttled"}
 
 
 class Dispatcher:
-    """Delivers alerts to reps' Redis streams; safe to replay (each id lands once)."""
+    """Routes alerts and delivers them to reps' streams and webhooks; safe to replay."""
 
     def __init__(self, client: redis.Redis, keys: RedisKeys, routing: Routing) -> None:
         self._client = client
@@ -43,28 +56,53 @@ class Dispatcher:
         self._routing = routing
         self._deliver_once = client.register_script(_DELIVER_ONCE)
 
-    def deliver(self, alert: dict[str, Any]) -> bool:
-        """Append the alert to its rep's stream; False if this id was delivered before."""
-        rep = route(alert, self._routing)
-        added = self._deliver_once(
-            keys=[self._keys.delivered(alert["id"]), self._keys.rep_alerts(rep)],
-            args=[DELIVERED_TTL_S, STREAM_MAXLEN, alert["id"], codec.dumps(alert)],
+    def deliver(self, alert: dict[str, Any], now_ms: int) -> str:
+        """Deliver one alert; returns delivered, duplicate (seen before) or throttled."""
+        rep_id = route(alert.get("profile") or alert, self._routing)
+        rep = self._routing.reps[rep_id]
+        window = self._routing.throttle_ms.get(alert["kind"], 0)
+        push = push_at(alert, rep)
+        jobs: list[bytes | str] = []
+        if push is not None:
+            for index in range(len(rep.webhooks)):
+                jobs += [job_id(alert["id"], rep_id, index), new_job(alert, rep_id, index)]
+        # Pushes keep their offset from the alert's event time, on the wall clock.
+        due = now_ms + max(0, (push or 0) - int(alert["ts"]))
+        result = self._deliver_once(
+            keys=[
+                self._keys.delivered(alert["id"]),
+                self._keys.rep_alerts(rep_id),
+                self._keys.throttle(throttle_key(alert, rep_id)),
+                self._keys.webhook_due,
+                self._keys.webhook_jobs,
+            ],
+            args=[
+                DELIVERED_TTL_S,
+                STREAM_MAXLEN,
+                alert["id"],
+                codec.dumps(alert),
+                "",
+                window,
+                int(alert["ts"]),
+                due,
+                *jobs,
+            ],
         )
-        outcome = "delivered" if added else "duplicate"
+        outcome = _OUTCOMES[int(result)]
         metrics.DELIVERIES.labels("redis_stream", outcome).inc()
-        if added:
-            log.info("%s", announce(alert, rep, self._routing))
-        return bool(added)
+        if outcome == "delivered":
+            log.info("%s", announce(alert, rep.name))
+        return outcome
 
 
-def announce(alert: dict[str, Any], rep: str, routing: Routing) -> str:
+def announce(alert: dict[str, Any], rep_name: str) -> str:
     """One terminal line for a rep's alert: who, why, for whom (visitor text made printable)."""
     profile = alert.get("profile") or {}
     who = _printable(profile.get("name") or alert.get("contact") or "someone")
     company = _printable(profile.get("company") or alert.get("account") or "")
     where = f" of {company}" if company else ""
     return (
-        f"ALERT {alert['kind']} for {_printable(routing.reps.get(rep, rep))}: "
+        f"ALERT {alert['kind']} for {_printable(rep_name)}: "
         f"{who}{where} <{_printable(alert.get('contact', ''))}> is {alert.get('grade')} "
         f"(fit {alert.get('fit')}, engagement {alert.get('engagement')}) - "
         f"{_printable(alert.get('reason', ''))}"
@@ -108,6 +146,7 @@ class AlertConsumer:
                 messages = consumer.consume(500, 0.2)
                 handled = self._deliver_all(messages)
                 if handled:
+                    failpoints.hit(self._settings.failpoint, "before_commit")
                     consumer.commit(offsets=_next_offsets(handled), asynchronous=False)
         finally:
             consumer.close()
@@ -137,7 +176,7 @@ class AlertConsumer:
         """Deliver, waiting out Redis outages; False only when asked to stop first."""
         while not self._stop.is_set():
             try:
-                self._dispatcher.deliver(alert)
+                self._dispatcher.deliver(alert, int(time.time() * 1000))
                 return True
             except redis.RedisError as exc:
                 # Keep our place: nothing is committed until Redis takes the alert.

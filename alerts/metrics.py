@@ -1,6 +1,6 @@
 """Prometheus metrics of the dispatcher and rep API (module-level; small label sets)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 DELIVERIES = Counter(
     "dbl_alert_deliveries_total",
@@ -9,4 +9,7 @@ DELIVERIES = Counter(
 )
 MALFORMED = Counter(
     "dbl_alerts_malformed_total", "Records on the alerts topic that were not alerts."
+)
+WEBHOOK_SECONDS = Histogram(
+    "dbl_webhook_call_seconds", "Time of a successful webhook call, answer included."
 )

@@ -1,30 +1,184 @@
-"""Reps and the default route for alerts (`config/routing.toml`)."""
+"""Reps, teams, territories, throttles and webhook delivery (`config/routing.toml`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from config.scoring import MINUTE_MS
 from config.toml import Table
+
+WEBHOOK_FORMATS = ("slack", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A daily period (local time, may span midnight) without push notifications."""
+
+    start: time
+    end: time
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A configured destination: the only kind of URL the dispatcher ever calls."""
+
+    url: str
+    format: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rep:
+    """A sales rep: display name, live-page token, quiet hours and webhooks."""
+
+    id: str
+    name: str
+    token: str
+    quiet_hours: QuietHours | None
+    webhooks: tuple[Webhook, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Territory:
+    """Leads matching every given condition go to `team` or `rep`."""
+
+    countries: frozenset[str]
+    min_company_size: float | None
+    industries: frozenset[str]
+    team: str | None
+    rep: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Webhook timeouts and retries."""
+
+    timeout_s: float
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Routing:
-    """The known reps (id to display name) and who gets unowned leads."""
+    """Everything the dispatcher needs to route and deliver alerts."""
 
-    reps: dict[str, str]
-    default_rep: str
+    reps: dict[str, Rep]
+    teams: dict[str, tuple[str, ...]]
+    territories: tuple[Territory, ...]
+    default_team: str
+    throttle_ms: dict[str, float]
+    delivery: Delivery
+    admin_token: str
 
 
 def load_routing(path: Path) -> Routing:
     """Read and validate `routing.toml`."""
     root = Table.load(path)
-    root.only(("default_rep", "reps"))
-    reps: dict[str, str] = {}
-    for rep_id, t in root.table("reps").subtables().items():
-        t.only(("name",))
-        reps[rep_id] = t.text("name")
-    default_rep = root.text("default_rep")
-    if default_rep not in reps:
-        raise root.error("default_rep", f"names {default_rep!r}, which is not under [reps]")
-    return Routing(reps, default_rep)
+    root.only(
+        ("default_team", "admin_token", "reps", "teams", "territories", "throttle", "delivery")
+    )
+    reps = {rep_id: _rep(rep_id, t) for rep_id, t in root.table("reps").subtables().items()}
+    teams = {name: _team(t, reps) for name, t in root.table("teams").subtables().items()}
+    default_team = root.text("default_team")
+    if default_team not in teams:
+        raise root.error("default_team", f"names {default_team!r}, which is not under [teams]")
+    territories = tuple(_territory(t, reps, teams) for t in root.tables("territories"))
+    throttle = root.table("throttle")
+    throttle.only(("live_visit", "key_action", "account_surge"))
+    throttle_ms = {kind: throttle.number(kind, positive=True) * MINUTE_MS for kind in throttle.data}
+    return Routing(
+        reps=reps,
+        teams=teams,
+        territories=territories,
+        default_team=default_team,
+        throttle_ms=throttle_ms,
+        delivery=_delivery(root.table("delivery")),
+        admin_token=root.text("admin_token"),
+    )
+
+
+def _rep(rep_id: str, t: Table) -> Rep:
+    t.only(("name", "token", "quiet_hours", "webhooks"))
+    token = t.text("token")
+    if len(token) < 12:
+        raise t.error("token", "must be at least 12 characters")
+    quiet = _quiet_hours(t.table("quiet_hours")) if "quiet_hours" in t.data else None
+    webhooks = tuple(_webhook(w) for w in t.tables("webhooks")) if "webhooks" in t.data else ()
+    return Rep(rep_id, t.text("name"), token, quiet, webhooks)
+
+
+def _quiet_hours(t: Table) -> QuietHours:
+    t.only(("start", "end", "timezone"))
+    zone_name = t.text("timezone")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise t.error("timezone", f"is not a known time zone: {zone_name!r}") from None
+    return QuietHours(_clock_time(t, "start"), _clock_time(t, "end"), zone)
+
+
+def _clock_time(t: Table, key: str) -> time:
+    raw = t.text(key)
+    try:
+        return time.fromisoformat(raw)
+    except ValueError:
+        raise t.error(key, f"must be a time such as 22:00, got {raw!r}") from None
+
+
+def _webhook(t: Table) -> Webhook:
+    t.only(("url", "format", "secret"))
+    url = t.text("url")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise t.error("url", f"must be an http(s) URL, got {url!r}")
+    fmt = t.text("format")
+    if fmt not in WEBHOOK_FORMATS:
+        raise t.error("format", f"must be one of {WEBHOOK_FORMATS}, got {fmt!r}")
+    secret = t.text("secret")
+    if len(secret) < 8:
+        raise t.error("secret", "must be at least 8 characters")
+    return Webhook(url, fmt, secret)
+
+
+def _team(t: Table, reps: dict[str, Rep]) -> tuple[str, ...]:
+    t.only(("reps",))
+    members = t.texts("reps")
+    for rep in members:
+        if rep not in reps:
+            raise t.error("reps", f"names {rep!r}, which is not under [reps]")
+    if not members:
+        raise t.error("reps", "needs at least one rep")
+    return tuple(members)
+
+
+def _territory(t: Table, reps: dict[str, Rep], teams: dict[str, tuple[str, ...]]) -> Territory:
+    t.only(("countries", "min_company_size", "industries", "team", "rep"))
+    team, rep = t.text("team", None), t.text("rep", None)
+    if (team is None) == (rep is None):
+        raise t.error("team", "needs exactly one of team or rep")
+    if team is not None and team not in teams:
+        raise t.error("team", f"names {team!r}, which is not under [teams]")
+    if rep is not None and rep not in reps:
+        raise t.error("rep", f"names {rep!r}, which is not under [reps]")
+    return Territory(
+        countries=frozenset(c.lower() for c in t.texts("countries", ())),
+        min_company_size=t.number("min_company_size", None),
+        industries=frozenset(i.lower() for i in t.texts("industries", ())),
+        team=team,
+        rep=rep,
+    )
+
+
+def _delivery(t: Table) -> Delivery:
+    t.only(("timeout_seconds", "max_attempts", "backoff_seconds", "backoff_max_seconds"))
+    return Delivery(
+        timeout_s=t.number("timeout_seconds", positive=True),
+        max_attempts=int(t.number("max_attempts", positive=True)),
+        backoff_s=t.number("backoff_seconds", positive=True),
+        backoff_max_s=t.number("backoff_max_seconds", positive=True),
+    )

@@ -44,6 +44,8 @@ class Settings:
     dataflow_metrics_port: int = field(default=9464, metadata=_env("DBL_DATAFLOW_METRICS_PORT"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
+    # Fault tests only: the failpoint at which to kill the process (dbl/failpoints.py).
+    failpoint: str | None = field(default=None, metadata=_env("DBL_FAILPOINT"))
 
     @property
     def brokers(self) -> str:

@@ -23,6 +23,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
+from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
@@ -261,7 +262,11 @@ def build_flow(
         op.flat_map("anonymous_profile", outcomes, lambda kv: _anonymous_writes(model, kv[1])),
         op.map("contact_profile", lead_updates, _contact_write),
     )
-    redis_sink = profiles or RedisProfileSink(settings.redis, RedisKeys(settings.redis_prefix))
+    redis_sink = profiles or RedisProfileSink(
+        settings.redis,
+        RedisKeys(settings.redis_prefix),
+        load_routing(settings.config_dir / "routing.toml"),
+    )
     op.output("profiles_out", writes, redis_sink)
 
     raised = op.merge(

@@ -9,11 +9,14 @@ import redis
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from alerts.routing import route
+from config.routing import Routing
 from dataflows.identity import ANONYMOUS_PREFIX
 from dbl import codec
 from dbl.redis_keys import RedisKeys
 
 ANONYMOUS_PROFILE_TTL_S = 90 * 86_400
+RECENT_KEPT_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +38,10 @@ def decode_profile(fields: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
-    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: redis.Redis, keys: RedisKeys, routing: Routing) -> None:
         self._client = client
         self._keys = keys
+        self._routing = routing
 
     def write_batch(self, items: list[ProfileWrite]) -> None:
         # One pipeline per batch: one round trip however many profiles changed.
@@ -55,7 +59,14 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
                 pipe.expire(key, ANONYMOUS_PROFILE_TTL_S)
             else:
                 pipe.zadd(self._keys.hot_leads, {item.person: item.view["engagement"]})
+                self._index_for_rep(pipe, item.view)
         pipe.execute()
+
+    def _index_for_rep(self, pipe: redis.client.Pipeline, view: dict[str, Any]) -> None:
+        """The rep's recent leads, for the live page's "hot now" list (a day is kept)."""
+        recent = self._keys.rep_recent(route(view, self._routing))
+        pipe.zadd(recent, {view["person"]: view["last_seen"]})
+        pipe.zremrangebyscore(recent, "-inf", view["last_seen"] - RECENT_KEPT_MS)
 
     def close(self) -> None:
         self._client.close()
@@ -64,16 +75,18 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
 class RedisProfileSink(DynamicSink[ProfileWrite]):
     """Writes profile views as hashes `<prefix>:profile:<person>` and the hot-lead index.
 
-    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"))
+    >>> routing = load_routing(CONFIG_DIR / "routing.toml")
+    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"), routing)
     """
 
-    def __init__(self, url: str, keys: RedisKeys) -> None:
+    def __init__(self, url: str, keys: RedisKeys, routing: Routing) -> None:
         self._url = url
         self._keys = keys
+        self._routing = routing
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisProfilePartition:
         """One Redis connection per worker."""
-        return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys)
+        return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys, self._routing)
 
 
 def reliable_kafka_sink(brokers: str, topic: str) -> KafkaSink:

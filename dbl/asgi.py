@@ -145,4 +145,6 @@ def serve(factory: str, host: str, port: int) -> None:
         loop="uvloop",
         log_level="warning",
         access_log=False,
+        # Live pages hold server-sent-event streams open: do not wait for them to end.
+        timeout_graceful_shutdown=3,
     )

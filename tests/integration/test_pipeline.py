@@ -51,9 +51,10 @@ def test_anonymous_history_moves_to_the_contact_and_one_alert_reaches_the_owner(
     running_system: Settings, redis_client: redis.Redis
 ):
     settings = running_system
+    sam = {"authorization": "Bearer demo-token-sam"}
     with (
         httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector,
-        httpx.Client(base_url=f"http://127.0.0.1:{settings.rep_api_port}") as rep_api,
+        httpx.Client(base_url=f"http://127.0.0.1:{settings.rep_api_port}", headers=sam) as rep_api,
     ):
         _journey_to_one_alert(settings, redis_client, collector, rep_api)
 
@@ -119,18 +120,28 @@ def _replay(settings: Settings, alert: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "status", "reason"),
+    ("path", "token", "status", "reason"),
     [
-        ("/v1/profiles/nobody@nowhere.io", 404, "no profile"),
-        ("/v1/alerts", 400, "rep is required"),
-        ("/v1/alerts?rep=ghost", 404, "no rep 'ghost'"),
-        ("/v1/alerts?rep=sam&limit=0", 400, "limit must be"),
-        ("/v1/alerts?rep=sam&limit=x", 400, "limit must be"),
-        ("/v2/anything", 404, "no endpoint"),
+        ("/v1/profiles/nobody@nowhere.io", "demo-token-sam", 404, "no profile"),
+        ("/v1/profiles/nobody@nowhere.io", "", 401, "token is required"),
+        ("/v1/alerts", "demo-token-sam", 400, "rep is required"),
+        ("/v1/alerts?rep=sam", "", 401, "token for this rep"),
+        ("/v1/alerts?rep=sam", "demo-token-alex", 401, "token for this rep"),
+        ("/v1/alerts?rep=ghost", "demo-admin-token", 404, "no rep 'ghost'"),
+        ("/v1/alerts?rep=sam&limit=0", "demo-token-sam", 400, "limit must be"),
+        ("/v1/alerts?rep=sam&limit=x", "demo-token-sam", 400, "limit must be"),
+        ("/v1/webhooks/dead-letters", "demo-token-sam", 401, "admin token"),
+        ("/reps/sam", "demo-token-alex", 401, "token for this rep"),
+        ("/v1/reps/sam/events", "", 401, "token for this rep"),
+        ("/v1/reps/sam/hot", "wrong-token-xyz", 401, "token for this rep"),
+        ("/v2/anything", "", 404, "no endpoint"),
     ],
 )
-def test_rep_api_refuses_bad_requests_clearly(running_system: Settings, path, status, reason):
+def test_rep_api_refuses_bad_requests_clearly(
+    running_system: Settings, path, token, status, reason
+):
     base = f"http://127.0.0.1:{running_system.rep_api_port}"
-    response = httpx.get(base + path, timeout=10)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(base + path, headers=headers, timeout=10)
     assert response.status_code == status
     assert reason in response.json()["error"]

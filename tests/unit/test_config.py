@@ -27,7 +27,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def test_shipped_config_is_valid():
     load_scoring_model(CONFIG_DIR / "scoring.toml")
     assert "wk_demo_browser" in load_sites(CONFIG_DIR / "sites.toml")
-    assert load_routing(CONFIG_DIR / "routing.toml").default_rep == "alex"
+    assert load_routing(CONFIG_DIR / "routing.toml").default_team == "inside-sales"
 
 
 @pytest.mark.parametrize(
@@ -87,10 +87,36 @@ def test_unknown_trust_and_duplicate_write_keys_are_refused(tmp_path):
         load_sites(config / "sites.toml")
 
 
-def test_default_rep_must_be_a_rep(tmp_path):
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('default_team = "inside-sales"', 'default_team = "nobody"', "default_team names 'nobody'"),
+        (
+            'reps = ["alex", "sam"]',
+            'reps = ["alex", "zoe"]',
+            r"teams\.inside-sales\.reps names 'zoe'",
+        ),
+        ('team = "emea"', 'team = "apac"', r"territories\[0\]\.team names 'apac'"),
+        ('token = "demo-token-sam"', 'token = "short"', r"reps\.sam\.token must be at least"),
+        ('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"', "not a known time zone"),
+        ('start = "20:00"', 'start = "8pm"', "must be a time such as 22:00"),
+        ("live_visit = 60", "live_visit = 0", r"throttle\.live_visit must be greater than 0"),
+        ("max_attempts = 6", "max_attempts = -1", r"delivery\.max_attempts must be greater"),
+    ],
+)
+def test_broken_routing_names_the_key_and_problem(tmp_path, old, new, problem):
     config = _copy_config(tmp_path)
-    _edit(config / "routing.toml", 'default_rep = "alex"', 'default_rep = "nobody"')
-    with pytest.raises(ConfigError, match="default_rep names 'nobody'"):
+    _edit(config / "routing.toml", old, new)
+    with pytest.raises(ConfigError, match=problem):
+        load_routing(config / "routing.toml")
+
+
+def test_webhooks_must_be_http_urls_with_a_known_format_and_a_secret(tmp_path):
+    config = _copy_config(tmp_path)
+    with (config / "routing.toml").open("a") as fh:
+        fh.write('\n[[reps.sam.webhooks]]\nurl = "file:///etc/passwd"\nformat = "slack"\n')
+        fh.write('secret = "long-enough"\n')
+    with pytest.raises(ConfigError, match=r"reps\.sam\.webhooks\[0\]\.url must be an http"):
         load_routing(config / "routing.toml")
 
 

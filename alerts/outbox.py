@@ -1,0 +1,163 @@
+"""The webhook outbox in Redis, and the sender that works it: retries with backoff and
+jitter, then the dead-letter list. Jobs are enqueued by the dispatcher together with the
+alert itself (one atomic step), so a crash never loses or doubles a job."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any, Final, cast
+
+import redis
+
+from alerts import metrics
+from alerts.webhooks import DeliveryFailed, backoff_s, post, render
+from config.routing import Routing, Webhook
+from config.settings import Settings
+from dbl import codec, failpoints
+from dbl.redis_keys import RedisKeys
+
+log = logging.getLogger("dbl.webhooks")
+
+POLL_S: Final = 0.1
+BATCH: Final = 20
+# A claimed job is hidden this long: if the sender dies mid-call, it is retried after.
+LEASE_MS: Final = 60_000
+
+# Take a due job: push its due time past the lease, return it (nil if not due or taken).
+_CLAIM: Final = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return redis.call('HGET', KEYS[2], ARGV[1])
+end
+return false
+"""
+
+
+def job_id(alert_id: str, rep: str, index: int) -> str:
+    """One job per alert, rep and configured webhook."""
+    return f"{alert_id}:{rep}:{index}"
+
+
+def new_job(alert: dict[str, Any], rep: str, index: int) -> bytes:
+    """A job's stored form."""
+    return codec.dumps({"alert": alert, "rep": rep, "webhook": index, "attempt": 0})
+
+
+class WebhookSender:
+    """Sends due webhook jobs in a background thread."""
+
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, routing: Routing, settings: Settings
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._routing = routing
+        self._failpoint = settings.failpoint
+        self._claim = client.register_script(_CLAIM)
+        self._rng = random.Random()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.send_due()
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable for webhooks: %s", exc)
+                sent = 0
+            if not sent:
+                self._stop.wait(POLL_S)
+
+    def send_due(self) -> int:
+        """Try every due job once; returns how many were tried."""
+        now = _now_ms()
+        due = cast(
+            list[bytes], self._client.zrangebyscore(self._keys.webhook_due, "-inf", now, 0, BATCH)
+        )
+        tried = 0
+        for raw_id in due:
+            job_key = raw_id.decode()
+            raw = self._claim(
+                keys=[self._keys.webhook_due, self._keys.webhook_jobs],
+                args=[job_key, now, now + LEASE_MS],
+            )
+            if raw:
+                self._attempt(job_key, codec.loads(raw))
+                tried += 1
+        return tried
+
+    def _attempt(self, job_key: str, job: dict[str, Any]) -> None:
+        rep = self._routing.reps.get(job["rep"])
+        hooks = rep.webhooks if rep is not None else ()
+        if job["webhook"] >= len(hooks):
+            self._dead(job_key, job, "the destination is no longer configured")
+            return
+        webhook: Webhook = hooks[job["webhook"]]
+        assert rep is not None
+        body = render(job["alert"], rep.name, webhook.format)
+        started = time.monotonic()
+        try:
+            post(
+                webhook,
+                job["alert"]["id"],
+                body,
+                int(time.time()),
+                self._routing.delivery.timeout_s,
+            )
+        except DeliveryFailed as exc:
+            self._failed(job_key, job, exc.reason)
+            return
+        metrics.WEBHOOK_SECONDS.observe(time.monotonic() - started)
+        pipe = self._client.pipeline()
+        pipe.zrem(self._keys.webhook_due, job_key)
+        pipe.hdel(self._keys.webhook_jobs, job_key)
+        pipe.execute()
+        metrics.DELIVERIES.labels(f"webhook_{webhook.format}", "delivered").inc()
+        failpoints.hit(self._failpoint, "after_webhook")
+
+    def _failed(self, job_key: str, job: dict[str, Any], reason: str) -> None:
+        job["attempt"] += 1
+        job["last_error"] = reason
+        delivery = self._routing.delivery
+        if job["attempt"] >= delivery.max_attempts:
+            self._dead(job_key, job, reason)
+            return
+        metrics.DELIVERIES.labels("webhook", "retried").inc()
+        retry_at = _now_ms() + int(backoff_s(job["attempt"], delivery, self._rng) * 1000)
+        pipe = self._client.pipeline()
+        pipe.hset(self._keys.webhook_jobs, job_key, codec.dumps(job))
+        pipe.zadd(self._keys.webhook_due, {job_key: retry_at})
+        pipe.execute()
+
+    def _dead(self, job_key: str, job: dict[str, Any], reason: str) -> None:
+        log.warning("webhook job %s dead after %s attempts: %s", job_key, job["attempt"], reason)
+        record = {
+            "job": job_key,
+            "alert": job["alert"]["id"],
+            "rep": job["rep"],
+            "webhook": job["webhook"],
+            "attempts": job["attempt"],
+            "reason": reason,
+            "at": _now_ms(),
+        }
+        pipe = self._client.pipeline()
+        pipe.lpush(self._keys.webhook_dead, codec.dumps(record))
+        pipe.zrem(self._keys.webhook_due, job_key)
+        pipe.hdel(self._keys.webhook_jobs, job_key)
+        pipe.execute()
+        metrics.DELIVERIES.labels("webhook", "dead_letter").inc()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

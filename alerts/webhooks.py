@@ -1,0 +1,108 @@
+"""Webhook calls: the Slack and JSON bodies, Standard Webhooks signatures, one guarded POST.
+
+Every call carries `webhook-id` (the alert id), `webhook-timestamp` (Unix seconds) and
+`webhook-signature: v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>`, so a
+receiver can check it came from us, unchanged, recently, and drop repeats by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import random
+import urllib.error
+import urllib.request
+from typing import Any
+
+from config.routing import Delivery, Webhook
+from dbl import codec
+from dbl.errors import DBLError
+
+USER_AGENT = "dbl-dispatcher/1"
+
+
+class DeliveryFailed(DBLError):
+    """A webhook call did not get a 2xx; `reason` says what happened (it will be retried)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value for one call."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def render(alert: dict[str, Any], rep_name: str, fmt: str) -> bytes:
+    """The request body: the alert as JSON, or a Slack incoming-webhook message."""
+    if fmt == "json":
+        return codec.dumps({"rep": rep_name, "alert": alert})
+    return codec.dumps({"text": slack_text(alert, rep_name)})
+
+
+def slack_text(alert: dict[str, Any], rep_name: str) -> str:
+    """The Slack message; visitor-typed text is escaped so it cannot mention or link."""
+    profile = alert.get("profile") or {}
+    who = profile.get("name") or alert["contact"]
+    company = profile.get("company") or alert.get("account") or ""
+    lines = [
+        f"*{_slack(alert['kind'].replace('_', ' '))}* for {_slack(rep_name)}: "
+        f"{_slack(who)}{' of ' + _slack(company) if company else ''} "
+        f"({_slack(alert.get('grade'))}, fit {alert.get('fit')}, "
+        f"engagement {alert.get('engagement')})",
+        _slack(alert.get("reason", "")),
+    ]
+    for _ts, what in (profile.get("activity") or [])[:5]:
+        lines.append(f"• {_slack(what)}")
+    return "\n".join(lines)
+
+
+def _slack(value: Any) -> str:
+    # Slack's own escaping: & < > are the only control characters in message text.
+    text = "".join(ch for ch in str(value) if ch.isprintable())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Only configured URLs are called: a redirect elsewhere is a failure, not a hop."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
+def post(webhook: Webhook, message_id: str, body: bytes, now_s: int, timeout_s: float) -> None:
+    """POST one signed call; raises `DeliveryFailed` unless the receiver answers 2xx."""
+    request = urllib.request.Request(
+        webhook.url,
+        data=body,
+        method="POST",
+        headers={
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": message_id,
+            "webhook-timestamp": str(now_s),
+            "webhook-signature": sign(webhook.secret, message_id, now_s, body),
+        },
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryFailed(f"HTTP {exc.code}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise DeliveryFailed(f"no answer: {getattr(exc, 'reason', exc)}") from None
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"HTTP {status}")
+
+
+def backoff_s(attempt: int, delivery: Delivery, rng: random.Random) -> float:
+    """Seconds before retry number `attempt` (1-based): exponential, capped, full jitter."""
+    ceiling = min(delivery.backoff_max_s, delivery.backoff_s * 2 ** (attempt - 1))
+    return rng.uniform(0, ceiling)
