@@ -1,0 +1,275 @@
+"""Delivery to reps: signed webhooks to a real local receiver, retries, dead letters,
+crashes between delivery and acknowledgement, throttles and quiet hours."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from alerts.dispatcher import Dispatcher
+from config.routing import load_routing
+from config.settings import CONFIG_DIR, Settings
+from dbl import codec
+from dbl.embedded import wait_for_port
+from dbl.redis_keys import RedisKeys
+from tests.conftest import start_module, stop_processes, wait_until
+
+pytestmark = pytest.mark.integration
+SECRET = "receiver-secret"
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on loopback that records calls and answers from a script."""
+
+    port: int = 0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    # Per path: answers to give in order (an int status, or "hang"); then 200.
+    script: dict[str, list[int | str]] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["path"] == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.calls.append({"path": self.path, "headers": headers, "body": body})
+            answers = state.script.get(self.path) or [200]
+            answer = answers.pop(0) if len(answers) > 1 else answers[0]
+            if answer == "hang":
+                time.sleep(1.5)
+                answer = 200
+            self.send_response(int(answer))
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def delivery_settings(settings: Settings, receiver: Receiver, tmp_path: Path) -> Settings:
+    """Sam has a Slack and a JSON webhook on the receiver; retries are fast."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    routing = (config / "routing.toml").read_text()
+    routing = routing.replace("timeout_seconds = 5", "timeout_seconds = 0.5")
+    routing = routing.replace("max_attempts = 6", "max_attempts = 3")
+    routing = routing.replace("backoff_seconds = 1", "backoff_seconds = 0.05")
+    routing = routing.replace("backoff_max_seconds = 300", "backoff_max_seconds = 0.2")
+    for path, fmt in (("/slack", "slack"), ("/json", "json")):
+        routing += (
+            f'\n[[reps.sam.webhooks]]\nurl = "{receiver.url(path)}"\n'
+            f'format = "{fmt}"\nsecret = "{SECRET}"\n'
+        )
+    (config / "routing.toml").write_text(routing)
+    return settings.with_overrides(config_dir=config)
+
+
+class RepService:
+    """The rep service process (dispatcher + webhook sender), restartable."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, failpoint: str | None = None) -> subprocess.Popen[bytes]:
+        settings = self.settings.with_overrides(failpoint=failpoint)
+        log = self.log_dir / f"alerts-{len(self.processes)}.log"
+        process = start_module(settings, "alerts", log)
+        self.processes.append(process)
+        wait_for_port(settings.rep_api_port, process, timeout=20)
+        return process
+
+
+@pytest.fixture
+def rep_service(delivery_settings: Settings, tmp_path: Path) -> Iterator[RepService]:
+    service = RepService(delivery_settings, tmp_path)
+    yield service
+    stop_processes(service.processes)
+
+
+def alert(alert_id: str, kind: str = "sales_ready", **fields: Any) -> dict[str, Any]:
+    profile = {
+        "person": "dana@acme.com",
+        "name": "Dana <Ruiz>",
+        "owner": "sam",
+        # Visitor-supplied text that looks like a URL must never be called.
+        "activity": [[0, "Viewed http://127.0.0.1:1/never-call-me"]],
+    }
+    return {
+        "id": alert_id,
+        "kind": kind,
+        "ts": int(time.time() * 1000),
+        "contact": "dana@acme.com",
+        "account": "acme.com",
+        "owner": "sam",
+        "grade": "A2",
+        "fit": 85.0,
+        "engagement": 40.0,
+        "reason": "entered A2",
+        "late": False,
+        "signal": None,
+        "profile": profile,
+        **fields,
+    }
+
+
+def publish(settings: Settings, *alerts: dict[str, Any]) -> None:
+    producer = Producer({"bootstrap.servers": settings.brokers})
+    for item in alerts:
+        producer.produce(settings.alerts_topic, codec.dumps(item), item["contact"].encode())
+    assert producer.flush(10) == 0
+
+
+def verify(call: dict[str, Any]) -> None:
+    """Check a call the way a receiver would (Standard Webhooks)."""
+    headers = {k.lower(): v for k, v in call["headers"].items()}
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + call["body"]
+    digest = hmac.new(SECRET.encode(), signed, hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 30
+
+
+def test_webhooks_are_signed_formatted_and_only_configured_urls_called(
+    rep_service: RepService, receiver: Receiver
+):
+    rep_service.start()
+    publish(rep_service.settings, alert("alert-1"))
+    wait_until(lambda: len(receiver.calls) >= 2, what="both webhooks")
+    time.sleep(0.5)
+    assert sorted(c["path"] for c in receiver.calls) == ["/json", "/slack"]
+    for call in receiver.calls:
+        verify(call)
+        assert call["headers"]["webhook-id"] == "alert-1"
+    slack = codec.loads(receiver.on("/slack")[0]["body"])
+    assert "Dana &lt;Ruiz&gt;" in slack["text"]
+    assert codec.loads(receiver.on("/json")[0]["body"])["alert"]["id"] == "alert-1"
+
+
+def test_failed_calls_are_retried_with_backoff_until_they_succeed(
+    rep_service: RepService, receiver: Receiver
+):
+    receiver.script["/slack"] = [500, "hang", 503, 200]  # 3 attempts: 500, timeout, 503...
+    receiver.script["/json"] = [502, 200]
+    rep_service.settings = rep_service.settings  # same config: 3 attempts
+    rep_service.start()
+    publish(rep_service.settings, alert("alert-2"))
+    wait_until(lambda: len(receiver.on("/json")) == 2, what="the JSON retry")
+    wait_until(lambda: len(receiver.on("/slack")) == 3, what="three Slack attempts")
+    time.sleep(0.5)
+    assert len(receiver.on("/json")) == 2, "no call after the success"
+
+
+def test_the_last_failure_goes_to_the_dead_letter_list(rep_service: RepService, receiver: Receiver):
+    receiver.script["/json"] = [500]
+    rep_service.start()
+    publish(rep_service.settings, alert("alert-3"))
+    base = f"http://127.0.0.1:{rep_service.settings.rep_api_port}"
+    admin = {"authorization": "Bearer demo-admin-token"}
+
+    def dead() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{base}/v1/webhooks/dead-letters", headers=admin, timeout=5)
+        return answer.json()["dead_letters"]  # type: ignore[no-any-return]
+
+    letters = wait_until(dead, what="a dead letter")
+    assert isinstance(letters, list)
+    assert [(d["alert"], d["rep"], d["attempts"], d["reason"]) for d in letters] == [
+        ("alert-3", "sam", 3, "HTTP 500")
+    ]
+    assert len(receiver.on("/json")) == 3
+    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert 'dbl_alert_deliveries_total{channel="webhook",outcome="dead_letter"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("failpoint", ["before_commit", "after_webhook"])
+def test_a_crash_between_delivery_and_acknowledgement_delivers_once(
+    rep_service: RepService, receiver: Receiver, redis_client: redis.Redis, failpoint: str
+):
+    crashing = rep_service.start(failpoint=failpoint)
+    publish(rep_service.settings, alert("alert-4"))
+    assert crashing.wait(20) == -9, "killed at the failpoint"
+    rep_service.start()
+    wait_until(lambda: len(receiver.calls) >= 2, what="both webhooks")
+    time.sleep(1.0)  # a second delivery would have come by now
+    assert sorted(c["path"] for c in receiver.calls) == ["/json", "/slack"]
+    stream = RedisKeys(rep_service.settings.redis_prefix).rep_alerts("sam")
+    assert redis_client.xlen(stream) == 1
+
+
+def test_throttles_count_in_event_time_and_never_hold_back_sales_ready(
+    settings: Settings, redis_client: redis.Redis
+):
+    keys = RedisKeys(settings.redis_prefix)
+    dispatcher = Dispatcher(redis_client, keys, load_routing(CONFIG_DIR / "routing.toml"))
+    t0 = 1_767_225_600_000
+    minute = 60_000
+    outcomes = [
+        dispatcher.deliver(alert("v1", "live_visit", ts=t0), t0),
+        dispatcher.deliver(alert("v2", "live_visit", ts=t0 + 30 * minute), t0),
+        dispatcher.deliver(alert("v3", "live_visit", ts=t0 + 61 * minute), t0),
+        dispatcher.deliver(alert("s1", "sales_ready", ts=t0 + 62 * minute), t0),
+        dispatcher.deliver(alert("s2", "sales_ready", ts=t0 + 63 * minute), t0),
+        dispatcher.deliver(alert("v3", "live_visit", ts=t0 + 61 * minute), t0),
+    ]
+    assert outcomes == [
+        "delivered",
+        "throttled",
+        "delivered",
+        "delivered",
+        "delivered",
+        "duplicate",
+    ]
+    assert redis_client.xlen(keys.rep_alerts("sam")) == 4
+
+
+def test_quiet_hours_defer_sales_ready_pushes_and_drop_the_rest(
+    delivery_settings: Settings, redis_client: redis.Redis
+):
+    keys = RedisKeys(delivery_settings.redis_prefix)
+    routing = load_routing(delivery_settings.config_dir / "routing.toml")
+    quiet_hours = routing.reps["alex"].quiet_hours  # 22:00-07:00 New York
+    routing.reps["sam"] = dataclasses.replace(routing.reps["sam"], quiet_hours=quiet_hours)
+    dispatcher = Dispatcher(redis_client, keys, routing)
+    night = int(datetime.fromisoformat("2026-03-11T03:30:00-04:00").timestamp() * 1000)
+    now = 1_000_000
+    dispatcher.deliver(alert("k1", "key_action", ts=night), now)
+    dispatcher.deliver(alert("s1", "sales_ready", ts=night), now)
+    due = dict(redis_client.zrange(keys.webhook_due, 0, -1, withscores=True))
+    assert set(due) == {b"s1:sam:0", b"s1:sam:1"}, "the key action waits on the page only"
+    assert due[b"s1:sam:0"] == now + 3.5 * 3_600_000, "pushed at 07:00 local"
+    assert redis_client.xlen(keys.rep_alerts("sam")) == 2, "both on the live page at once"
