@@ -10,13 +10,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
+from dbl import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
 from dbl.topics import ensure_topics
 from tracking.envelope import Envelope
@@ -176,3 +178,38 @@ def envelope(**fields: object) -> Envelope:
 def page_view(path: str, **fields: object) -> Envelope:
     """A page view of `path`."""
     return envelope(context={"page": {"path": path}}, **fields)
+
+
+def alert(alert_id: str, kind: str = "sales_ready", **fields: Any) -> dict[str, Any]:
+    """An alert for Dana, owned by Sam, as the dataflow would put it on the alerts topic."""
+    profile = {
+        "person": "dana@acme.com",
+        "name": "Dana <Ruiz>",
+        "owner": "sam",
+        # Visitor-supplied text that looks like a URL must never be called.
+        "activity": [[0, "Viewed http://127.0.0.1:1/never-call-me"]],
+    }
+    return {
+        "id": alert_id,
+        "kind": kind,
+        "ts": int(time.time() * 1000),
+        "contact": "dana@acme.com",
+        "account": "acme.com",
+        "owner": "sam",
+        "grade": "A2",
+        "fit": 85.0,
+        "engagement": 40.0,
+        "reason": "entered A2",
+        "late": False,
+        "signal": None,
+        "profile": profile,
+        **fields,
+    }
+
+
+def publish(settings: Settings, *alerts: dict[str, Any]) -> None:
+    """Put alerts on the alerts topic (as the dataflow, or a replay of it, would)."""
+    producer = Producer({"bootstrap.servers": settings.brokers})
+    for item in alerts:
+        producer.produce(settings.alerts_topic, codec.dumps(item), item["contact"].encode())
+    assert producer.flush(10) == 0

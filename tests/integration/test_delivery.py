@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from confluent_kafka import Producer
 
 from alerts.dispatcher import Dispatcher
 from config.routing import load_routing
@@ -29,7 +28,7 @@ from config.settings import CONFIG_DIR, Settings
 from dbl import codec
 from dbl.embedded import wait_for_port
 from dbl.redis_keys import RedisKeys
-from tests.conftest import start_module, stop_processes, wait_until
+from tests.conftest import alert, publish, start_module, stop_processes, wait_until
 
 pytestmark = pytest.mark.integration
 SECRET = "receiver-secret"
@@ -121,39 +120,6 @@ def rep_service(delivery_settings: Settings, tmp_path: Path) -> Iterator[RepServ
     service = RepService(delivery_settings, tmp_path)
     yield service
     stop_processes(service.processes)
-
-
-def alert(alert_id: str, kind: str = "sales_ready", **fields: Any) -> dict[str, Any]:
-    profile = {
-        "person": "dana@acme.com",
-        "name": "Dana <Ruiz>",
-        "owner": "sam",
-        # Visitor-supplied text that looks like a URL must never be called.
-        "activity": [[0, "Viewed http://127.0.0.1:1/never-call-me"]],
-    }
-    return {
-        "id": alert_id,
-        "kind": kind,
-        "ts": int(time.time() * 1000),
-        "contact": "dana@acme.com",
-        "account": "acme.com",
-        "owner": "sam",
-        "grade": "A2",
-        "fit": 85.0,
-        "engagement": 40.0,
-        "reason": "entered A2",
-        "late": False,
-        "signal": None,
-        "profile": profile,
-        **fields,
-    }
-
-
-def publish(settings: Settings, *alerts: dict[str, Any]) -> None:
-    producer = Producer({"bootstrap.servers": settings.brokers})
-    for item in alerts:
-        producer.produce(settings.alerts_topic, codec.dumps(item), item["contact"].encode())
-    assert producer.flush(10) == 0
 
 
 def verify(call: dict[str, Any]) -> None:

@@ -1,0 +1,92 @@
+"""The rep's live page in headless Chromium, fed by the whole pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from config.settings import Settings
+from tests.conftest import ARTIFACTS
+
+pytestmark = pytest.mark.integration
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROWSER_KEY = ("wk_demo_browser", "")
+HOSTILE_NAME = "Dana <img src=x onerror=window.pwned=1> Ruiz"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser: Browser, settings: Settings, rep: str, token: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"http://127.0.0.1:{settings.rep_api_port}/reps/{rep}?token={token}")
+    page.wait_for_selector(".status.live", timeout=10_000)
+    return page
+
+
+def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
+    running_system: Settings, browser: Browser
+):
+    settings = running_system
+    sam = open_page(browser, settings, "sam", "demo-token-sam")
+    alex = open_page(browser, settings, "alex", "demo-token-alex")
+    collector = httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10)
+    traits = {
+        "email": "dana@acme.com",
+        "name": HOSTILE_NAME,
+        "title": "VP Sales",
+        "company": "Acme",
+        "company_size": 800,
+        "industry": "Software",
+        "country": "US",
+        "owner": "sam",
+    }
+    calls = [("/v1/identify", {"anonymousId": "c-page", "traits": traits})]
+    calls += [("/v1/page", {"anonymousId": "c-page", "properties": {"path": "/pricing"}})] * 3
+    with collector:
+        for path, body in calls:
+            assert collector.post(path, json=body, auth=BROWSER_KEY).status_code == 200
+    sent = time.monotonic()
+    card = sam.wait_for_selector(".alert.sales_ready", timeout=2_000)
+    assert time.monotonic() - sent < 2.0
+    assert card is not None
+    assert HOSTILE_NAME in card.inner_text(), "visitor text is shown as text"
+    assert sam.evaluate("window.pwned") is None, "and never run"
+    assert "entered A2" in card.inner_text()
+    sam.wait_for_selector("#hot li", timeout=11_000)
+    assert "A2" in sam.inner_text("#hot")
+    sam.click(".alert.sales_ready summary")
+    assert "Viewed /pricing" in sam.inner_text(".alert.sales_ready .activity")
+    ARTIFACTS.mkdir(exist_ok=True)
+    sam.screenshot(path=str(ARTIFACTS / "rep-page-sam.png"), full_page=True)
+
+    time.sleep(1.0)
+    assert alex.query_selector_all(".alert") == [], "another rep's page shows nothing of it"
+    assert "Dana" not in alex.inner_text("body")
+
+
+def test_a_wrong_token_gets_401_and_no_page(running_system: Settings, browser: Browser):
+    page = browser.new_page()
+    response = page.goto(f"http://127.0.0.1:{running_system.rep_api_port}/reps/sam?token=nope")
+    assert response is not None
+    assert response.status == 401
+    assert "Live leads" not in page.content()
