@@ -45,6 +45,7 @@ from dbl.asgi import (
     run_lifespan,
 )
 from dbl.redis_keys import RedisKeys
+from dbl.worker import BackgroundWorker
 
 PROFILE_PREFIX: Final = "/v1/profiles/"
 DEFAULT_LIMIT: Final = 50
@@ -71,7 +72,7 @@ class RepService:
         self._routing: Routing = load_routing(settings.config_dir / "routing.toml")
         self._dispatch = dispatch
         self._redis: aioredis.Redis | None = None
-        self._workers: list[AlertConsumer | WebhookSender] = []
+        self._workers: list[BackgroundWorker] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

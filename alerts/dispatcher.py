@@ -5,7 +5,6 @@ its offset."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Final
 
@@ -19,6 +18,7 @@ from config.routing import Routing
 from config.settings import Settings
 from dbl import codec, failpoints
 from dbl.redis_keys import RedisKeys
+from dbl.worker import BackgroundWorker
 
 log = logging.getLogger("dbl.alerts")
 
@@ -114,23 +114,15 @@ def _printable(value: Any) -> str:
     return "".join(ch for ch in str(value) if ch.isprintable())[:200]
 
 
-class AlertConsumer:
+class AlertConsumer(BackgroundWorker):
     """The dispatcher's loop over the alerts topic, committing after each delivered batch."""
 
+    name = "alert-dispatcher"
+
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
+        super().__init__()
         self._settings = settings
         self._dispatcher = dispatcher
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
-
-    def start(self) -> None:
-        """Start consuming in a background thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current batch (bounded wait)."""
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         consumer = Consumer(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from typing import Any, Final, cast
 
@@ -18,6 +17,7 @@ from config.routing import Routing, Webhook
 from config.settings import Settings
 from dbl import codec, failpoints
 from dbl.redis_keys import RedisKeys
+from dbl.worker import BackgroundWorker
 
 log = logging.getLogger("dbl.webhooks")
 
@@ -47,27 +47,21 @@ def new_job(alert: dict[str, Any], rep: str, index: int) -> bytes:
     return codec.dumps({"alert": alert, "rep": rep, "webhook": index, "attempt": 0})
 
 
-class WebhookSender:
+class WebhookSender(BackgroundWorker):
     """Sends due webhook jobs in a background thread."""
+
+    name = "webhook-sender"
 
     def __init__(
         self, client: redis.Redis, keys: RedisKeys, routing: Routing, settings: Settings
     ) -> None:
+        super().__init__()
         self._client = client
         self._keys = keys
         self._routing = routing
         self._failpoint = settings.failpoint
         self._claim = client.register_script(_CLAIM)
         self._rng = random.Random()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

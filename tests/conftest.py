@@ -27,6 +27,17 @@ hypothesis_settings.register_profile("dbl", deadline=None, max_examples=150)
 hypothesis_settings.load_profile("dbl")
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+# Dana Ruiz, a VP of Sales at an 800-person US software company (fit 85: A), owned by Sam.
+DANA = {
+    "email": "dana@acme.com",
+    "name": "Dana Ruiz",
+    "title": "VP Sales",
+    "company": "Acme",
+    "company_size": 800,
+    "industry": "Software",
+    "country": "US",
+    "owner": "sam",
+}
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch ms: a fixed event-time origin
 
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from config.settings import Settings
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, DANA
 
 pytestmark = pytest.mark.integration
 CHROMIUM_FLAGS = [
@@ -50,16 +50,7 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     sam = open_page(browser, settings, "sam", "demo-token-sam")
     alex = open_page(browser, settings, "alex", "demo-token-alex")
     collector = httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10)
-    traits = {
-        "email": "dana@acme.com",
-        "name": HOSTILE_NAME,
-        "title": "VP Sales",
-        "company": "Acme",
-        "company_size": 800,
-        "industry": "Software",
-        "country": "US",
-        "owner": "sam",
-    }
+    traits = {**DANA, "name": HOSTILE_NAME}
     calls = [("/v1/identify", {"anonymousId": "c-page", "traits": traits})]
     calls += [("/v1/page", {"anonymousId": "c-page", "properties": {"path": "/pricing"}})] * 3
     with collector:

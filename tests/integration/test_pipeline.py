@@ -14,20 +14,10 @@ from config.settings import Settings
 from dataflows.sinks import decode_profile
 from dbl import codec
 from dbl.redis_keys import RedisKeys
-from tests.conftest import wait_until
+from tests.conftest import DANA, wait_until
 
 pytestmark = pytest.mark.integration
 BROWSER = ("wk_demo_browser", "")
-TRAITS = {
-    "email": "dana@acme.com",
-    "name": "Dana Ruiz",
-    "title": "VP Sales",
-    "company": "Acme",
-    "company_size": 800,
-    "industry": "Software",
-    "country": "US",
-    "owner": "sam",
-}
 
 
 def _page(client: httpx.Client, path: str) -> None:
@@ -69,7 +59,7 @@ def _journey_to_one_alert(
         lambda: (_profile(redis_client, keys, "anon:cookie-dana") or {}).get("engagement") == 23,
         what="the anonymous profile",
     )
-    identify = {"anonymousId": "cookie-dana", "traits": TRAITS}
+    identify = {"anonymousId": "cookie-dana", "traits": DANA}
     assert collector.post("/v1/identify", json=identify, auth=BROWSER).status_code == 200
     for path in ("/pricing", "/pricing", "/pricing"):
         _page(collector, path)
