@@ -9,6 +9,7 @@ import sys
 import time
 
 from config.errors import ConfigError
+from config.routing import load_routing
 from config.settings import Settings
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.errors import DBLError
@@ -74,12 +75,15 @@ def _banner(settings: Settings, with_demo: bool) -> None:
     lines = [
         "DBL is running. Ctrl-C stops everything.",
         f"  collector      {collector}/v1/batch   metrics {collector}/metrics",
-        f"  rep API        {reps}/v1/alerts?rep=alex   {reps}/v1/profiles/<person>",
+        f"  rep API        {reps}/v1/alerts?rep=<rep>   {reps}/v1/profiles/<person>",
         f"  dataflow       metrics http://127.0.0.1:{settings.dataflow_metrics_port}/metrics",
         f"  Kafka          {settings.kafka_bootstrap_servers}  topics {settings.events_topic}, "
         f"{settings.alerts_topic}, {settings.dlq_topic}",
         f"  Redis          {settings.redis_url}",
     ]
+    routing = load_routing(settings.config_dir / "routing.toml")
+    for rep in routing.reps.values():
+        lines.append(f"  live page      {reps}/reps/{rep.id}?token={rep.token}   ({rep.name})")
     if with_demo:
         lines.append("  demo traffic   on: sales alerts appear below within seconds")
     print("\n".join(lines), flush=True)
