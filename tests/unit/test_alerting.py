@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.routing import route
+from config.routing import load_routing
 from config.scoring import DAY_MS, MINUTE_MS, load_scoring_model
 from config.settings import CONFIG_DIR
 from dataflows.accounts import Account, roll_up
@@ -232,3 +234,14 @@ def _scores(engagement: float = 20.0) -> dict[str, Any]:
         "grade": "B3",
         "fit": 50.0,
     }
+
+
+def test_a_crm_reassignment_moves_later_alerts_to_the_new_owner():
+    routing = load_routing(CONFIG_DIR / "routing.toml")
+    lead = Lead(owner="sam", **VP)
+    lead.send(pricing(0))
+    crm_update = envelope(type="identify", ts=at(10), received_at=at(10), props={"owner": "mia"})
+    lead.send(crm_update)
+    lead.send(pricing(100))
+    owners = [route(a["profile"], routing) for a in lead.alerts if a["kind"] == "key_action"]
+    assert owners == ["sam", "mia"]
