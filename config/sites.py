@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,14 @@ class Site:
     name: str
     write_key: str
     trust: Trust
+    # Browser origins allowed to send with this key (globs, e.g. "https://*.example.com").
+    allowed_origins: tuple[str, ...] = ()
+    # Secret of the site's backend: signs user ids (`user_hash`) and email links.
+    secret: str | None = None
+
+    def allows_origin(self, origin: str) -> bool:
+        """True when a browser on `origin` may use this site's key."""
+        return any(fnmatchcase(origin.lower(), pattern.lower()) for pattern in self.allowed_origins)
 
 
 def load_sites(path: Path) -> dict[str, Site]:
@@ -26,12 +35,15 @@ def load_sites(path: Path) -> dict[str, Site]:
     root.only(("sites",))
     by_key: dict[str, Site] = {}
     for name, t in root.table("sites").subtables().items():
-        t.only(("write_key", "trust"))
+        t.only(("write_key", "trust", "allowed_origins", "secret"))
         write_key = t.text("write_key")
         trust = t.text("trust")
         if trust not in ("browser", "server"):
             raise t.error("trust", f"must be 'browser' or 'server', got {trust!r}")
         if write_key in by_key:
             raise t.error("write_key", f"is already the key of site {by_key[write_key].name!r}")
-        by_key[write_key] = Site(name, write_key, trust)
+        secret = t.text("secret", None)
+        if secret is not None and len(secret) < 16:
+            raise t.error("secret", "must be at least 16 characters")
+        by_key[write_key] = Site(name, write_key, trust, t.texts("allowed_origins", ()), secret)
     return by_key

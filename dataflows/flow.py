@@ -169,6 +169,14 @@ def _as_envelope(item: Envelope | Rejected) -> Envelope:
     return item
 
 
+def _is_person(signal: Envelope) -> bool:
+    """Machine traffic (bots, link scanners, mail proxies) is counted, never scored."""
+    if signal["machine"] is None:
+        return True
+    metrics.MACHINE_SIGNALS.labels(signal["machine"]).inc()
+    return False
+
+
 def _has_cookie(signal: Envelope) -> bool:
     return signal["anon_id"] is not None
 
@@ -243,7 +251,8 @@ def build_flow(
     dlq_sink: Sink[Any] = dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic)
     op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
 
-    valid: Stream[Envelope] = op.map("valid", invalid.falses, _as_envelope)
+    decoded_ok: Stream[Envelope] = op.map("valid", invalid.falses, _as_envelope)
+    valid = op.filter("drop_machines", decoded_ok, _is_person)
     by_cookie = op.branch("has_cookie", valid, _has_cookie)
     cookies = op.key_on("key_cookie", by_cookie.trues, _cookie_of)
     outcomes = op.stateful("resolve_identity", cookies, lambda r: ResolveIdentity(model, r))

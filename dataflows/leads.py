@@ -7,6 +7,7 @@ from typing import Any
 
 from config.scoring import ScoringModel
 from dataflows.alerting import cool_down, react
+from dataflows.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.identity import ToContact
 from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess
 
@@ -28,6 +29,11 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     cooled = cool_if_due(profile, item.signal["ts"], model)
     if cooled is not None:
         updates.append(cooled)
+    if is_delivery(item.signal):
+        record_delivery(profile, item.signal)
+        return updates
+    if machine_reason(profile, item.signal) is not None:
+        return updates
     was_known = profile.last_seen > 0
     if item.history is not None:
         absorb(profile, item.history, model)
@@ -73,6 +79,7 @@ def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) 
         "fit_reasons": [[label, points] for label, points in assessment.fit.reasons],
         "top_signals": [[label, round(v, 1)] for label, v in assessment.contributions],
         "activity": [[ts, what] for ts, what in reversed(profile.activity)],
+        "machine_signals": dict(profile.machine_signals),
     }
 
 

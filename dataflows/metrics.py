@@ -9,3 +9,6 @@ IDENTITY_LINKS = Counter(
     "dbl_identity_links_total", "Cookies linked to a contact, by how they were recognised.", ["how"]
 )
 ALERTS = Counter("dbl_alerts_emitted_total", "Alerts emitted by the dataflow, by kind.", ["kind"])
+MACHINE_SIGNALS = Counter(
+    "dbl_machine_signals_total", "Signals made by machines (not scored), by reason.", ["reason"]
+)

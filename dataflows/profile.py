@@ -53,6 +53,11 @@ class Profile:
     crossings: int = 0
     # When a sales-ready lead's engagement will have decayed out of sales-ready.
     cooling_at: int | None = None
+    # Email timing, to tell scanners from people: campaign -> delivered at; last clicks.
+    delivered: dict[str, int] = field(default_factory=dict)
+    email_clicks: list[int] = field(default_factory=list)
+    # Signals kept out of the score because a machine made them, by reason.
+    machine_signals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,7 @@ def envelope(**fields: object) -> Envelope:
         "context": {},
         "source": "demo",
         "trust": "browser",
+        "machine": None,
     }
     base.update(fields)
     return base  # type: ignore[return-value]

@@ -1,16 +1,22 @@
-"""The collector: a thin ASGI app serving the Segment HTTP Tracking API.
+"""The collector: a thin ASGI app serving the Segment HTTP Tracking API, the tracking
+snippet, signed email links and the SendGrid event webhook.
 
-`POST /v1/batch|track|page|screen|identify|alias|group` with the write key as HTTP Basic
-username (or `writeKey` in the body). A 2xx means the broker acknowledged every accepted
-event (acks=all). Bad input gets a 4xx with `{"error": reason}`; an unreachable broker a
-fast 503 with Retry-After.
+- `POST /v1/batch|track|page|screen|identify|alias|group`: the write key as HTTP Basic
+  username, or `writeKey` in the body. A 2xx means the broker acknowledged every accepted
+  event (acks=all). Bad input gets a 4xx with `{"error": reason}`; an unreachable broker a
+  fast 503 with Retry-After; too many requests from one address a 429.
+- `GET /t.js`: the snippet. `GET /e/o/<token>.gif`: email open pixel. `GET /e/c/<token>`:
+  email click, 302 to the sealed URL. `POST /v1/esp/sendgrid`: SendGrid events (server key).
+- `GET /openapi.json`, `/metrics`, `/healthz`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import time
+from importlib import resources
 from typing import Any, Final
 
 from config.settings import Settings
@@ -30,9 +36,12 @@ from dbl.asgi import (
     respond_metrics,
     run_lifespan,
 )
-from tracking import metrics
+from tracking import email_links, metrics
 from tracking.envelope import Envelope, InvalidEvent, from_segment, partition_key
+from tracking.esp import sendgrid_envelopes
+from tracking.machines import truncate_ip
 from tracking.producer import BrokerUnavailable, EventProducer, Record
+from tracking.ratelimit import RateLimiter
 
 MAX_EVENT_BYTES: Final = 32 * 1024
 MAX_BATCH_BYTES: Final = 500 * 1024
@@ -40,12 +49,13 @@ RETRY_AFTER_S: Final = b"5"
 
 SINGLE_CALLS: Final = {f"/v1/{t}": t for t in ("track", "page", "screen", "identify", "alias")}
 SINGLE_CALLS["/v1/group"] = "group"
-CORS_HEADERS: Final = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"POST, OPTIONS"),
-    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
-    (b"access-control-max-age", b"86400"),
-]
+SENDGRID: Final = "/v1/esp/sendgrid"
+PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE: Final = [(b"cache-control", b"no-store, private")]
+LINK_GONE_PAGE: Final = (
+    b"<!doctype html><title>Link expired</title><p>This link is no longer valid. "
+    b"Please use the links in a recent email.</p>"
+)
 
 
 class Collector:
@@ -55,6 +65,11 @@ class Collector:
         self._settings = settings
         self._sites = load_sites(settings.config_dir / "sites.toml")
         self._producer = producer
+        self._limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        static = resources.files("tracking") / "static"
+        self._snippet = (static / "t.js").read_bytes()
+        self._snippet_gz = gzip.compress(self._snippet, 9)
+        self._openapi = (static / "openapi.json").read_bytes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,9 +78,11 @@ class Collector:
         started = time.perf_counter()
         path = scope["path"]
         try:
+            self._limit(scope)
             await self._route(scope, receive, send, path)
         except HTTPError as error:
             metrics.REJECTIONS.labels(_reason_label(error.status)).inc()
+            error.headers += self._cors(scope)
             await respond_error(send, error)
         finally:
             endpoint = path if path in SINGLE_CALLS or path == "/v1/batch" else "other"
@@ -79,20 +96,35 @@ class Collector:
         if self._producer is not None:
             self._producer.close()
 
+    def _limit(self, scope: Scope) -> None:
+        client = scope.get("client")
+        if client and not self._limiter.allow(client[0], time.monotonic()):
+            raise HTTPError(429, "too many requests from this address", [(b"retry-after", b"1")])
+
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         method = scope["method"]
         if method == "OPTIONS":
-            await respond(send, 204, b"", CORS_HEADERS)
+            await self._preflight(scope, send)
+        elif method == "GET" and path == "/t.js":
+            await self._serve_snippet(scope, send)
+        elif method == "GET" and path.startswith("/e/o/") and path.endswith(".gif"):
+            await self._email_open(scope, send, path[len("/e/o/") : -len(".gif")])
+        elif method == "GET" and path.startswith("/e/c/"):
+            await self._email_click(scope, send, path[len("/e/c/") :])
+        elif method == "GET" and path == "/openapi.json":
+            await respond(send, 200, self._openapi)
         elif method == "GET" and path == "/metrics":
             await respond_metrics(send)
         elif method == "GET" and path == "/healthz":
             await respond_json(send, 200, {"ok": True})
-        elif path == "/v1/batch" or path in SINGLE_CALLS:
+        elif path == SENDGRID or path == "/v1/batch" or path in SINGLE_CALLS:
             if method != "POST":
                 raise HTTPError(405, f"{path} takes POST")
-            await self._ingest(scope, receive, send, path)
+            await (self._sendgrid if path == SENDGRID else self._ingest)(scope, receive, send, path)
         else:
             raise HTTPError(404, f"no endpoint {method} {path}")
+
+    # --- Segment API ----------------------------------------------------------------------
 
     async def _ingest(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         limit = MAX_BATCH_BYTES if path == "/v1/batch" else MAX_EVENT_BYTES
@@ -100,38 +132,136 @@ class Collector:
         if not isinstance(body, dict):
             raise HTTPError(400, "the body must be a JSON object")
         site = self._authenticate(scope, body)
-        received_at = int(time.time() * 1000)
-        user_agent = _user_agent(scope)
+        self._check_origin(scope, site)
         if path == "/v1/batch":
             messages, call_type = _batch_items(body), None
         else:
             messages, call_type = [body], SINGLE_CALLS[path]
+        received_at = int(time.time() * 1000)
         accepted: list[Envelope] = []
         rejected: list[dict[str, Any]] = []
         for index, message in enumerate(messages):
             try:
-                accepted.append(
-                    from_segment(
-                        message,
-                        site=site,
-                        received_at=received_at,
-                        call_type=call_type,
-                        user_agent=user_agent,
-                    )
-                )
+                accepted.append(self._envelope(scope, message, site, received_at, call_type))
             except InvalidEvent as exc:
                 rejected.append({"index": index, "reason": exc.reason})
         if not accepted and rejected:
             _count_rejected(rejected)
             raise HTTPError(400, rejected[0]["reason"] if call_type else _batch_reason(rejected))
-        records = self._records(accepted, messages, rejected)
-        await self._produce(records)
-        _count_accepted(accepted)
-        _count_rejected(rejected)
+        await self._store(accepted, messages, rejected)
         answer: dict[str, Any] = {"success": True}
         if rejected:
             answer["rejected"] = rejected
-        await respond_json(send, 200, answer, CORS_HEADERS)
+        await respond_json(send, 200, answer, self._cors(scope))
+
+    def _envelope(
+        self, scope: Scope, message: Any, site: Site, received_at: int, call_type: str | None
+    ) -> Envelope:
+        return from_segment(
+            message,
+            site=site,
+            received_at=received_at,
+            call_type=call_type,
+            user_agent=_user_agent(scope),
+            ip=_client_ip(scope),
+            signed_email=self._linked_contact(message, site),
+        )
+
+    def _linked_contact(self, message: Any, site: Site) -> str | None:
+        """The contact a signed email link names, when the snippet passes one on."""
+        context = message.get("context") if isinstance(message, dict) else None
+        token = context.pop("dbl_link", None) if isinstance(context, dict) else None
+        if not isinstance(token, str):
+            return None
+        try:
+            link = email_links.verify(token, self._sites, int(time.time()))
+        except email_links.InvalidLink:
+            metrics.REJECTIONS.labels("bad_link").inc()
+            return None
+        return link.contact if link.site == site.name else None
+
+    # --- email links ----------------------------------------------------------------------
+
+    async def _email_open(self, scope: Scope, send: Send, token: str) -> None:
+        """Always the pixel; an open is recorded only for a valid token."""
+        link = self._verify_link(token)
+        if link is not None:
+            await self._email_signal(scope, link, "Email Opened")
+        await respond(send, 200, PIXEL, NO_STORE, content_type=b"image/gif")
+
+    async def _email_click(self, scope: Scope, send: Send, token: str) -> None:
+        """302 to the sealed URL for a valid token; a plain page, never a redirect, otherwise."""
+        link = self._verify_link(token)
+        if link is None or link.url is None:
+            await respond(send, 404, LINK_GONE_PAGE, NO_STORE, b"text/html; charset=utf-8")
+            return
+        await self._email_signal(scope, link, "Email Link Clicked")
+        location = email_links.landing_url(link.url, token).encode()
+        await respond(send, 302, b"", [(b"location", location), *NO_STORE], b"text/plain")
+
+    def _verify_link(self, token: str) -> email_links.Link | None:
+        try:
+            return email_links.verify(token, self._sites, int(time.time()))
+        except email_links.InvalidLink:
+            metrics.REJECTIONS.labels("bad_link").inc()
+            return None
+
+    async def _email_signal(self, scope: Scope, link: email_links.Link, event: str) -> None:
+        site = next(s for s in self._sites.values() if s.name == link.site)
+        message = {
+            "type": "track",
+            "event": event,
+            "context": {"campaign": {"name": link.campaign}},
+            "properties": {"campaign": link.campaign, "link": link.url},
+        }
+        received_at = int(time.time() * 1000)
+        envelope = from_segment(
+            message,
+            site=site,
+            received_at=received_at,
+            user_agent=_user_agent(scope),
+            ip=_client_ip(scope),
+            signed_email=link.contact,
+        )
+        try:
+            await self._store([envelope], [], [])
+        except HTTPError:
+            # The reader still gets the pixel or the redirect; the event is lost and counted.
+            metrics.REJECTIONS.labels("email_signal_lost").inc()
+
+    # --- SendGrid -------------------------------------------------------------------------
+
+    async def _sendgrid(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        body = parse_json(await read_body(scope, receive, MAX_BATCH_BYTES))
+        site = self._authenticate(scope, {})
+        if site.trust != "server":
+            raise HTTPError(403, "the ESP webhook needs a server write key")
+        try:
+            accepted, rejected = sendgrid_envelopes(body, site, int(time.time() * 1000))
+        except InvalidEvent as exc:
+            raise HTTPError(400, exc.reason) from None
+        messages = body if isinstance(body, list) else []
+        await self._store(accepted, messages, rejected)
+        await respond_json(send, 200, {"success": True, "rejected": rejected})
+
+    # --- shared ---------------------------------------------------------------------------
+
+    async def _store(
+        self, accepted: list[Envelope], messages: list[Any], rejected: list[dict[str, Any]]
+    ) -> None:
+        """Produce accepted events (and dead-letter the rejected), then count them."""
+        records = self._records(accepted, messages, rejected)
+        assert self._producer is not None, "the lifespan starts the producer"
+        started = time.perf_counter()
+        try:
+            await self._producer.send(records)
+        except BrokerUnavailable as exc:
+            raise HTTPError(
+                503, f"events not stored, retry later: {exc}", [(b"retry-after", RETRY_AFTER_S)]
+            ) from exc
+        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        _count_accepted(accepted)
+        _count_rejected(rejected)
 
     def _records(
         self, accepted: list[Envelope], messages: list[Any], rejected: list[dict[str, Any]]
@@ -145,24 +275,10 @@ class Collector:
             records.append((topic, partition_key(envelope).encode(), value))
         # Bad events in an otherwise good batch are kept, with the reason, in the DLQ.
         for item in rejected:
-            dead = {
-                "reason": item["reason"],
-                "source": "collector",
-                "value": messages[item["index"]],
-            }
+            bad = messages[item["index"]] if item["index"] < len(messages) else None
+            dead = {"reason": item["reason"], "source": "collector", "value": bad}
             records.append((self._settings.dlq_topic, b"", codec.dumps(dead)[:MAX_EVENT_BYTES]))
         return records
-
-    async def _produce(self, records: list[Record]) -> None:
-        assert self._producer is not None, "the lifespan starts the producer"
-        started = time.perf_counter()
-        try:
-            await self._producer.send(records)
-        except BrokerUnavailable as exc:
-            raise HTTPError(
-                503, f"events not stored, retry later: {exc}", [(b"retry-after", RETRY_AFTER_S)]
-            ) from exc
-        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
 
     def _authenticate(self, scope: Scope, body: dict[str, Any]) -> Site:
         write_key = _basic_username(header(scope, b"authorization")) or body.get("writeKey")
@@ -172,6 +288,46 @@ class Collector:
         if site is None:
             raise HTTPError(401, "unknown write key")
         return site
+
+    def _check_origin(self, scope: Scope, site: Site) -> None:
+        """A browser page may send with a key only from the site's allowed origins."""
+        origin = header(scope, b"origin")
+        allowed = origin is None or site.allows_origin(origin.decode("latin-1"))
+        if site.trust == "browser" and not allowed:
+            raise HTTPError(403, "this origin may not send events with this write key")
+
+    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """CORS headers for an origin some browser site allows (none otherwise)."""
+        origin = header(scope, b"origin")
+        if origin is None or not self._origin_known(origin.decode("latin-1")):
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"vary", b"origin"),
+        ]
+
+    def _origin_known(self, origin: str) -> bool:
+        return any(site.allows_origin(origin) for site in self._sites.values())
+
+    async def _preflight(self, scope: Scope, send: Send) -> None:
+        cors = self._cors(scope)
+        if not cors:
+            raise HTTPError(403, "this origin may not send events")
+        allowed = [
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+            (b"access-control-max-age", b"86400"),
+        ]
+        await respond(send, 204, b"", cors + allowed, content_type=b"text/plain")
+
+    async def _serve_snippet(self, scope: Scope, send: Send) -> None:
+        headers = [(b"cache-control", b"public, max-age=3600"), (b"vary", b"accept-encoding")]
+        body = self._snippet
+        if b"gzip" in (header(scope, b"accept-encoding") or b""):
+            body = self._snippet_gz
+            headers.append((b"content-encoding", b"gzip"))
+        await respond(send, 200, body, headers, content_type=b"text/javascript; charset=utf-8")
 
 
 def _basic_username(value: bytes | None) -> str | None:
@@ -203,9 +359,17 @@ def _user_agent(scope: Scope) -> str | None:
     return raw.decode("latin-1")[:512] if raw else None
 
 
+def _client_ip(scope: Scope) -> str | None:
+    """The client's network (truncated before it goes anywhere)."""
+    client = scope.get("client")
+    return truncate_ip(client[0]) if client else None
+
+
 def _count_accepted(accepted: list[Envelope]) -> None:
     for envelope in accepted:
         metrics.EVENTS.labels("accepted", envelope["channel"]).inc()
+        if envelope["machine"]:
+            metrics.MACHINES.labels(envelope["machine"]).inc()
 
 
 def _count_rejected(rejected: list[dict[str, Any]]) -> None:
@@ -218,9 +382,11 @@ def _reason_label(status: int) -> str:
     return {
         400: "bad_request",
         401: "unauthorized",
+        403: "forbidden",
         404: "not_found",
         405: "method",
         413: "too_large",
+        429: "rate_limited",
         503: "broker_unavailable",
     }.get(status, "other")
 

@@ -19,6 +19,11 @@ from typing import Any, Final
 from dbl import codec
 
 BROWSER_KEY: Final = "wk_demo_browser"
+# Demo visitors are people in browsers, and say so (bot user agents are not scored).
+BROWSER_AGENT: Final = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Safari/537.36"
+)
 SERVER_KEY: Final = "wk_demo_server"
 
 FIRST_NAMES: Final = ("Dana", "Lee", "Priya", "Marco", "Aiko", "Sam", "Noor", "Jonas", "Eva")
@@ -155,7 +160,11 @@ def post(base_url: str, call: Call, timeout: float = 5.0) -> int:
     request = urllib.request.Request(
         base_url.rstrip("/") + call.path,
         data=codec.dumps(call.message),
-        headers={"content-type": "application/json", "authorization": f"Basic {token}"},
+        headers={
+            "content-type": "application/json",
+            "authorization": f"Basic {token}",
+            "user-agent": BROWSER_AGENT,
+        },
         method="POST",
     )
     try:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from config.sites import Site
 from dbl import codec
 from dbl.errors import DBLError
+from tracking.machines import REASONS, email_machine, web_bot
 
 MAX_ID_CHARS: Final = 200
 MAX_TEXT_CHARS: Final = 2048
@@ -64,6 +65,7 @@ class Context(TypedDict, total=False):
     page: Page
     campaign: dict[str, Any]
     user_agent: str
+    ip: str
 
 
 class Envelope(TypedDict):
@@ -84,6 +86,8 @@ class Envelope(TypedDict):
     context: Context
     source: str
     trust: str
+    # Why a machine, not a person, made this signal (kept out of scores), or None.
+    machine: str | None
 
 
 def is_junk_id(value: str) -> bool:
@@ -121,8 +125,13 @@ def from_segment(
     received_at: int,
     call_type: str | None = None,
     user_agent: str | None = None,
+    ip: str | None = None,
+    signed_email: str | None = None,
 ) -> Envelope:
-    """Normalise one Segment message (`/v1/track`, a `/v1/batch` item...) into an envelope."""
+    """Normalise one Segment message (`/v1/track`, a `/v1/batch` item...) into an envelope.
+
+    `ip` must already be truncated (`tracking.machines.truncate_ip`). `signed_email` is a
+    contact proven by a signed link: it becomes the email, with trust `signed`."""
     if not isinstance(message, dict):
         raise InvalidEvent("an event must be a JSON object")
     segment_type = call_type or _text(message, "type", required=True)
@@ -132,12 +141,15 @@ def from_segment(
     user_id = _identifier(message, "userId")
     context = _object(message, "context")
     traits = _traits(message, segment_type, context)
-    email = normalize_email(traits.get("email"))
+    email = normalize_email(signed_email or traits.get("email"))
     if anon_id is None and user_id is None and email is None:
         raise InvalidEvent("an event needs an anonymousId, a userId or an email trait")
     event = _text(message, "event", required=segment_type == "track")
     envelope_type, channel = _type_and_channel(segment_type, event, message, context)
     props = traits if segment_type in ("identify", "group") else _object(message, "properties")
+    context_out = _context(segment_type, message, context, user_agent)
+    if ip:
+        context_out["ip"] = ip
     return Envelope(
         id=_text(message, "messageId") or str(uuid.uuid4()),
         type=envelope_type,
@@ -151,10 +163,20 @@ def from_segment(
         name=_person_name(traits),
         event=event,
         props=props,
-        context=_context(segment_type, message, context, user_agent),
+        context=context_out,
         source=site.name,
-        trust=site.trust,
+        trust="signed" if signed_email else site.trust,
+        machine=_machine(envelope_type, site, context_out.get("user_agent"), ip),
     )
+
+
+def _machine(kind: str, site: Site, user_agent: str | None, ip: str | None) -> str | None:
+    """Browsers' signals are checked for bots and scanners; a server key speaks for itself."""
+    if site.trust == "server":
+        return None
+    if kind in ("email_open", "email_click"):
+        return email_machine(kind, user_agent, ip)
+    return web_bot(user_agent)
 
 
 def _text(message: dict[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -295,7 +317,7 @@ def _page(segment_type: str, message: dict[str, Any], context: dict[str, Any]) -
 
 
 _REQUIRED_TEXT: Final = ("id", "type", "channel", "source", "trust")
-_OPTIONAL_TEXT: Final = ("anon_id", "user_id", "email", "account", "name", "event")
+_OPTIONAL_TEXT: Final = ("anon_id", "user_id", "email", "account", "name", "event", "machine")
 
 
 def decode(raw: bytes | None) -> Envelope:
@@ -329,6 +351,8 @@ def decode(raw: bytes | None) -> Envelope:
     _check_choice(data, "type", ENVELOPE_TYPES)
     _check_choice(data, "channel", CHANNELS)
     _check_choice(data, "trust", TRUSTS)
+    if data["machine"] is not None and data["machine"] not in REASONS:
+        raise InvalidEvent(f"machine {data['machine']!r} is not one of {list(REASONS)}")
     if not (data["anon_id"] or data["user_id"] or data["email"]):
         raise InvalidEvent("the event has neither anon_id, user_id nor email")
     return data  # type: ignore[return-value]
@@ -344,8 +368,9 @@ def _check_context(context: dict[str, Any]) -> None:
                 raise InvalidEvent(f"context.page.{key} must be a string")
     if "campaign" in context and not isinstance(context["campaign"], dict):
         raise InvalidEvent("context.campaign must be a JSON object")
-    if "user_agent" in context and not isinstance(context["user_agent"], str):
-        raise InvalidEvent("context.user_agent must be a string")
+    for key in ("user_agent", "ip"):
+        if key in context and not isinstance(context[key], str):
+            raise InvalidEvent(f"context.{key} must be a string")
 
 
 def _check_choice(data: dict[str, Any], key: str, allowed: frozenset[str]) -> None:

@@ -14,3 +14,8 @@ REQUEST_SECONDS = Histogram(
 PRODUCE_SECONDS = Histogram(
     "dbl_collector_produce_seconds", "Time from produce to broker acknowledgement."
 )
+MACHINES = Counter(
+    "dbl_collector_machine_events_total",
+    "Events recognised as machine traffic (stored marked, never scored), by reason.",
+    ["reason"],
+)

@@ -152,7 +152,12 @@ def test_unknown_paths_and_methods(collector):
     _, client = collector
     assert client.get("/v1/nothing").status_code == 404
     assert client.get("/v1/track").status_code == 405
-    assert client.options("/v1/track").status_code == 204
+    assert client.options("/v1/track").status_code == 403, "no Origin: no CORS"
+    allowed = client.options("/v1/track", headers={"origin": "https://www.dbl.example"})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://www.dbl.example"
+    refused = client.options("/v1/track", headers={"origin": "https://evil.example"})
+    assert refused.status_code == 403
 
 
 def test_metrics_count_accepted_events_by_channel(collector):

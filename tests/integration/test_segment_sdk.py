@@ -21,7 +21,7 @@ def test_segment_python_sdk_events_are_collected_and_scored(
     settings = running_system
     errors: list[Exception] = []
     client = Client(
-        "wk_demo_browser",
+        "wk_demo_server",  # a backend SDK uses the site's server key
         host=f"http://127.0.0.1:{settings.collector_port}",
         on_error=lambda error, _batch: errors.append(error),
     )
@@ -36,7 +36,7 @@ def test_segment_python_sdk_events_are_collected_and_scored(
     records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 3)]
     assert sorted(r["type"] for r in records) == ["identify", "page", "track"]
     assert {r["user_id"] for r in records} == {"user-42"}
-    assert all(r["source"] == "demo" for r in records)
+    assert all(r["source"] == "demo-backend" for r in records)
 
     keys = RedisKeys(settings.redis_prefix)
 

@@ -1,0 +1,94 @@
+/* DBL tracking snippet. Paste in <head>:
+ *   <script async src="https://COLLECTOR/t.js?k=WRITE_KEY"></script>
+ * Options on the URL: forms=1 (capture forms with an email field), consent=1 (wait for
+ * dbl.consent(true)). API: dbl.identify(email, traits), dbl.track(name, props),
+ * dbl.consent(bool). Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
+(function (w, d, n) {
+  "use strict";
+  var me = d.currentScript, src = new URL(me.src), key = src.searchParams.get("k");
+  var host = src.origin, COOKIE = "dbl_aid", QUEUE = "dbl_q", LINK = "dbl_t";
+  var early = Array.isArray(w.dbl) ? w.dbl : [];
+  var off = n.doNotTrack === "1" || w.doNotTrack === "1" || n.globalPrivacyControl === true;
+  var consented = src.searchParams.get("consent") !== "1", held = [];
+  function uuid() {
+    return w.crypto && crypto.randomUUID ? crypto.randomUUID() :
+      "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, function (c) {
+        var r = Math.random() * 16 | 0; return (c === "x" ? r : (r & 3 | 8)).toString(16);
+      });
+  }
+  function anonId() {
+    var m = d.cookie.match(/(?:^|; )dbl_aid=([^;]+)/), id = m ? m[1] : uuid();
+    d.cookie = COOKIE + "=" + id + "; Max-Age=63072000; Path=/; SameSite=Lax" +
+      (location.protocol === "https:" ? "; Secure" : "");
+    return id;
+  }
+  function context(extra) {
+    var c = { page: { path: location.pathname, url: location.href, referrer: d.referrer, title: d.title },
+      userAgent: n.userAgent, library: { name: "dbl.js", version: "1" } };
+    for (var k in extra) c[k] = extra[k];
+    return c;
+  }
+  function post(body) {
+    var blob = new Blob([body], { type: "text/plain" });
+    if (n.sendBeacon && n.sendBeacon(host + "/v1/batch", blob)) return Promise.resolve(true);
+    return fetch(host + "/v1/batch", { method: "POST", body: body, keepalive: true, credentials: "omit" })
+      .then(function (r) { return r.ok || (r.status >= 400 && r.status < 500 && r.status !== 429); })
+      .catch(function () { return false; });
+  }
+  function stored() { try { return JSON.parse(localStorage.getItem(QUEUE)) || []; } catch (e) { return []; } }
+  function store(q) { try { localStorage.setItem(QUEUE, JSON.stringify(q.slice(-20))); } catch (e) { /* full or blocked */ } }
+  function send(msgs) {
+    var body = JSON.stringify({ writeKey: key, sentAt: new Date().toISOString(), batch: msgs });
+    post(body).then(function (ok) { if (!ok) store(stored().concat(msgs)); });
+  }
+  function flushQueue() { var q = stored(); if (q.length) { store([]); send(q); } }
+  function emit(msg) {
+    if (off) return;
+    msg.anonymousId = anonId(); msg.messageId = uuid(); msg.timestamp = new Date().toISOString();
+    if (!consented) { held.push(msg); return; }
+    send([msg]);
+  }
+  function page() { emit({ type: "page", properties: { path: location.pathname, url: location.href, title: d.title }, context: context() }); }
+  var api = {
+    identify: function (email, traits) {
+      var t = {}; for (var k in traits || {}) t[k] = traits[k]; t.email = email;
+      emit({ type: "identify", traits: t, context: context() });
+    },
+    track: function (name, props) { emit({ type: "track", event: String(name), properties: props || {}, context: context() }); },
+    page: page,
+    consent: function (yes) {
+      consented = !!yes;
+      if (consented) { var h = held; held = []; if (h.length) send(h); } else { held = []; }
+    }
+  };
+  w.dbl = api;
+  if (off) return;
+  function wrap(name) {
+    var original = history[name];
+    history[name] = function () { var r = original.apply(this, arguments); setTimeout(page, 0); return r; };
+  }
+  wrap("pushState"); wrap("replaceState");
+  w.addEventListener("popstate", page);
+  var params = new URLSearchParams(location.search), link = params.get(LINK);
+  if (link) {
+    params.delete(LINK);
+    history.replaceState(history.state, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
+    emit({ type: "identify", traits: {}, context: context({ dbl_link: link }) });
+  } else { page(); }
+  if (src.searchParams.get("forms") === "1") {
+    d.addEventListener("submit", function (e) {
+      var f = e.target, t = {}, email = null;
+      for (var i = 0; i < f.elements.length; i++) {
+        var el = f.elements[i], name = el.name || el.id;
+        if (!name || el.type === "password" || el.type === "hidden" || !el.value) continue;
+        if (el.type === "email" || /email/i.test(name)) email = el.value; else t[name] = el.value;
+      }
+      if (!email) return;
+      t.email = email;
+      emit({ type: "track", event: "Form Submitted", properties: Object.assign({ form_id: f.id || f.getAttribute("name") || "form" }, t),
+        context: context({ traits: t }) });
+    }, true);
+  }
+  for (var i = 0; i < early.length; i++) { var call = early[i]; if (api[call[0]]) api[call[0]].apply(null, call.slice(1)); }
+  flushQueue(); setInterval(flushQueue, 5000);
+})(window, document, navigator);
