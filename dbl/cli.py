@@ -7,15 +7,22 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
+
+from confluent_kafka import Producer
 
 from config.errors import ConfigError
 from config.routing import load_routing
 from config.settings import Settings
+from config.sites import Site, load_sites
+from dbl import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.errors import DBLError
 from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
-from tracking import demo
+from tracking import demo, email_links
+from tracking.envelope import Envelope, partition_key
+from tracking.imports import progress_bar, read_attendance, send_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("url", nargs="?", default="http://127.0.0.1:8080")
     play.add_argument("--pause", type=float, default=0.05, help="seconds between calls")
     commands.add_parser("create-topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
+    link = commands.add_parser("email-link", help="mint signed open-pixel and click URLs")
+    link.add_argument("--site", required=True, help="site name in sites.toml (has a secret)")
+    link.add_argument("--contact", required=True, help="the recipient's email address")
+    link.add_argument("--campaign", required=True)
+    link.add_argument("--url", help="where the click should land (http or https)")
+    link.add_argument("--days", type=int, default=90, help="days the links stay valid")
+    attendance = commands.add_parser("import-attendance", help="import event attendance CSV")
+    attendance.add_argument("file", type=Path)
+    attendance.add_argument("--site", required=True, help="a server site in sites.toml")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -36,11 +52,75 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 demo.run_forever(args.url, seed=time.time_ns(), pause_s=args.pause)
             return 0
+        if args.command == "email-link":
+            return email_link(Settings.from_environment(), args)
+        if args.command == "import-attendance":
+            return import_attendance(Settings.from_environment(), args.file, args.site)
         ensure_topics(Settings.from_environment())
         return 0
     except (ConfigError, DBLError) as exc:
         print(f"dbl: {exc}", file=sys.stderr)
         return 2
+
+
+def email_link(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the open pixel and (with --url) the click-through URL for one recipient."""
+    site = _site(settings, args.site)
+    expires = int(time.time()) + args.days * 86_400
+    base = settings.public_url.rstrip("/")
+    contact = args.contact.strip().lower()
+    pixel = email_links.mint(site, contact, args.campaign, None, expires)
+    print(f"open pixel: {base}/e/o/{pixel}.gif")
+    if args.url:
+        click = email_links.mint(site, contact, args.campaign, args.url, expires)
+        print(f"click:      {base}/e/c/{click}")
+    return 0
+
+
+def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
+    """Validate a whole attendance CSV, then produce it (all or nothing) with progress."""
+    site = _site(settings, site_name)
+    if site.trust != "server":
+        raise DBLError(f"site {site_name!r} is not a server site: imports are trusted signals")
+    envelopes, errors = read_attendance(path, site, int(time.time() * 1000))
+    if errors:
+        print(f"{path}: nothing imported, {len(errors)} bad rows:", file=sys.stderr)
+        for error in errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    producer = Producer(
+        {"bootstrap.servers": settings.brokers, "acks": "all", "enable.idempotence": True}
+    )
+    failures: list[str] = []
+
+    def produce(envelope: Envelope) -> None:
+        producer.produce(
+            settings.events_topic,
+            codec.dumps(envelope),
+            partition_key(envelope).encode(),
+            on_delivery=lambda err, _msg: failures.append(str(err)) if err else None,
+        )
+        producer.poll(0)
+
+    def report(done: int, total: int) -> None:
+        print(f"\r{progress_bar(done, total)}", end="", file=sys.stderr, flush=True)
+
+    sent = send_all(envelopes, len(envelopes), produce, report)
+    left = producer.flush(30)
+    print(file=sys.stderr)
+    stored = sent - left - len(failures)
+    if left or failures:
+        print(f"{path}: only {stored} of {sent} events stored: {failures[:3]}", file=sys.stderr)
+        return 1
+    print(f"{path}: imported {sent // 2} rows ({sent} events)")
+    return 0
+
+
+def _site(settings: Settings, name: str) -> Site:
+    for site in load_sites(settings.config_dir / "sites.toml").values():
+        if site.name == name:
+            return site
+    raise DBLError(f"no site {name!r} in sites.toml")
 
 
 def run_system(settings: Settings, *, with_demo: bool) -> int:
