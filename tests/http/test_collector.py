@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from config.settings import Settings
+from config.sites import load_sites
 from dbl import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
 from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
+from tracking import email_links
 
 BROWSER = ("wk_demo_browser", "")
 SERVER = ("wk_demo_server", "")
@@ -203,3 +205,131 @@ def _check_outage(broker: EmbeddedBroker, settings: Settings, client: httpx.Clie
         status = client.post("/v1/page", json=event, auth=BROWSER).status_code
         time.sleep(0.3)
     assert status == 200
+
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+
+
+def test_a_browser_key_from_a_foreign_origin_is_refused(collector):
+    _, client = collector
+    body = {"anonymousId": "c-origin"}
+    ours = client.post(
+        "/v1/page", json=body, auth=BROWSER, headers={"origin": "https://www.dbl.example"}
+    )
+    assert ours.status_code == 200
+    assert ours.headers["access-control-allow-origin"] == "https://www.dbl.example"
+    theirs = client.post("/v1/page", json=body, auth=BROWSER, headers={"origin": "https://evil.io"})
+    assert theirs.status_code == 403
+    assert "origin" in theirs.json()["error"]
+    server = client.post("/v1/page", json=body, auth=SERVER, headers={"origin": "https://evil.io"})
+    assert server.status_code == 200, "server keys are not bound to browser origins"
+
+
+def test_bots_are_stored_marked_and_the_address_truncated(collector):
+    settings, client = collector
+    body = {"anonymousId": "c-bot", "messageId": "bot-1"}
+    headers = {"user-agent": "Googlebot/2.1"}
+    assert client.post("/v1/page", json=body, auth=BROWSER, headers=headers).status_code == 200
+    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 50)]
+    bot = next(r for r in records if r["id"] == "bot-1")
+    assert bot["machine"] == "web_bot"
+    assert bot["context"]["ip"] == "127.0.0.0"
+
+
+def test_the_snippet_and_the_openapi_description_are_served(collector):
+    _, client = collector
+    snippet = client.get("/t.js", headers={"accept-encoding": "gzip"})
+    assert snippet.status_code == 200
+    assert snippet.headers["content-type"].startswith("text/javascript")
+    assert snippet.headers["content-encoding"] == "gzip"
+    assert "sendBeacon" in snippet.text
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/batch", "/v1/esp/sendgrid", "/e/c/{token}"} <= set(spec["paths"])
+
+
+def test_email_open_pixel_and_click_through_with_signed_tokens(collector):
+    settings, client = collector
+    site = load_sites(settings.config_dir / "sites.toml")["wk_demo_browser"]
+    expires = int(time.time()) + 60
+    pixel = email_links.mint(site, "dana@acme.com", "spring", None, expires)
+    click = email_links.mint(site, "dana@acme.com", "spring", "https://www.dbl.example/p", expires)
+    opened = client.get(f"/e/o/{pixel}.gif", headers={"user-agent": CHROME})
+    assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
+    clicked = client.get(f"/e/c/{click}", headers={"user-agent": CHROME})
+    assert clicked.status_code == 302
+    assert clicked.headers["location"] == f"https://www.dbl.example/p?dbl_t={click}"
+    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 100)]
+    signals = [r for r in records if r["email"] == "dana@acme.com" and r["channel"] == "email"]
+    assert [(s["type"], s["trust"], s["machine"]) for s in signals] == [
+        ("email_open", "signed", None),
+        ("email_click", "signed", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "eyJzIjoiZGVtbyIsImMiOiJldmVAZXZpbC5pbyIsIm0iOiJ4IiwidSI6Imh0dHBzOi8vZXZpbC5pbyIsIngiOjk5OTk5OTk5OTl9.AAAA",
+        "a" * 5000,
+    ],
+)
+def test_a_bad_email_token_gets_a_safe_answer_and_never_a_redirect(collector, token):
+    _, client = collector
+    clicked = client.get(f"/e/c/{token}")
+    assert clicked.status_code == 404
+    assert "location" not in clicked.headers
+    assert "no longer valid" in clicked.text
+    pixel = client.get(f"/e/o/{token}.gif")
+    assert (pixel.status_code, pixel.headers["content-type"]) == (200, "image/gif")
+
+
+def test_sendgrid_webhook_needs_a_server_key_and_maps_events(collector):
+    settings, client = collector
+    events = [
+        {
+            "event": "delivered",
+            "email": "lee@globex.io",
+            "timestamp": int(time.time()),
+            "sg_event_id": "sg-1",
+            "campaign": "spring",
+        },
+        {
+            "event": "click",
+            "email": "lee@globex.io",
+            "timestamp": int(time.time()),
+            "sg_event_id": "sg-2",
+            "url": "https://x.io",
+            "useragent": "Proofpoint URL Defense",
+        },
+    ]
+    assert client.post("/v1/esp/sendgrid", json=events).status_code == 401
+    assert client.post("/v1/esp/sendgrid", json=events, auth=BROWSER).status_code == 403
+    answer = client.post("/v1/esp/sendgrid", json=events, auth=SERVER)
+    assert answer.status_code == 200
+    assert answer.json() == {"success": True, "rejected": []}
+    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 100)]
+    mapped = {r["id"]: r for r in records if r["id"].startswith("sg-")}
+    assert mapped["sg-1"]["event"] == "Email Delivered"
+    assert (mapped["sg-2"]["type"], mapped["sg-2"]["machine"]) == ("email_click", "link_scanner")
+    bad = client.post("/v1/esp/sendgrid", json={"event": "open"}, auth=SERVER)
+    assert bad.status_code == 400
+
+
+def test_too_many_requests_from_one_address_get_429(
+    broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path: Path
+):
+    settings = fresh_settings(broker.bootstrap_servers, redis_server.url).with_overrides(
+        rate_limit_per_s=1.0, rate_limit_burst=5.0
+    )
+    process = start_module(settings, "tracking", tmp_path / "collector.log")
+    try:
+        wait_for_port(settings.collector_port, process, timeout=20)
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as client:
+            statuses = [client.get("/healthz").status_code for _ in range(8)]
+            assert statuses[:5] == [200] * 5
+            limited = client.get("/healthz")
+            assert limited.status_code == 429
+            assert limited.headers["retry-after"] == "1"
+    finally:
+        stop_processes([process])
