@@ -96,14 +96,15 @@ class Dispatcher:
 
 
 def announce(alert: dict[str, Any], rep_name: str) -> str:
-    """One terminal line for a rep's alert: who, why, for whom (visitor text made printable)."""
+    """One terminal line for a rep's alert: who, why, for whom. No email addresses (logs
+    are not the place for them); visitor text made printable."""
     profile = alert.get("profile") or {}
-    who = _printable(profile.get("name") or alert.get("contact") or "someone")
+    who = _printable(profile.get("name") or "a contact")
     company = _printable(profile.get("company") or alert.get("account") or "")
     where = f" of {company}" if company else ""
     return (
         f"ALERT {alert['kind']} for {_printable(rep_name)}: "
-        f"{who}{where} <{_printable(alert.get('contact', ''))}> is {alert.get('grade')} "
+        f"{who}{where} is {alert.get('grade')} "
         f"(fit {alert.get('fit')}, engagement {alert.get('engagement')}) - "
         f"{_printable(alert.get('reason', ''))}"
     )

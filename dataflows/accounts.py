@@ -36,7 +36,8 @@ def roll_up(account: Account, view: dict[str, Any], rule: AccountSurge) -> dict[
     account.surges += 1
     reason = (
         f"{view['account']} is surging: {len(engaged)} engaged contacts in "
-        f"{rule.window_ms / 86_400_000:.0f} days ({', '.join(engaged[:5])}), "
-        f"account engagement {total:.0f}"
+        f"{rule.window_ms / 86_400_000:.0f} days, account engagement {total:.0f}"
     )
-    return make_alert("account_surge", account.surges, view, reason, subject=view["account"])
+    alert = make_alert("account_surge", account.surges, view, reason, subject=view["account"])
+    alert["contacts"] = engaged
+    return alert

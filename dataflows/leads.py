@@ -31,9 +31,10 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
         updates.append(cooled)
     if is_delivery(item.signal):
         record_delivery(profile, item.signal)
-        return updates
+        return [*updates, _unchanged(profile, item.signal["ts"], model)]
     if machine_reason(profile, item.signal) is not None:
-        return updates
+        # Not scored, no alert; the view shows the count of machine signals by reason.
+        return [*updates, _unchanged(profile, item.signal["ts"], model)]
     was_known = profile.last_seen > 0
     if item.history is not None:
         absorb(profile, item.history, model)
@@ -44,6 +45,10 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     alerts = react(profile, item.signal, touch, assessment, view, model, was_known=was_known)
     updates.append(LeadUpdate(view, alerts))
     return updates
+
+
+def _unchanged(profile: Profile, at: int, model: ScoringModel) -> LeadUpdate:
+    return LeadUpdate(profile_view(profile, assess(profile, at, model), model), [])
 
 
 def cool_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdate | None:

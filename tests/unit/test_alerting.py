@@ -211,6 +211,7 @@ def test_account_surge_with_three_engaged_contacts_in_a_week():
     assert alert is not None
     assert alert["kind"] == "account_surge"
     assert alert["reason"].startswith("acme.com is surging: 3 engaged contacts in 7 days")
+    assert alert["contacts"] == ["p0@acme.com", "p1@acme.com", "p2@acme.com"]
     assert roll_up(account, {**views[2], "as_of": at(3 * 60 * 24)}, rule) is None, "once"
 
 
@@ -245,3 +246,44 @@ def test_a_crm_reassignment_moves_later_alerts_to_the_new_owner():
     lead.send(pricing(100))
     owners = [route(a["profile"], routing) for a in lead.alerts if a["kind"] == "key_action"]
     assert owners == ["sam", "mia"]
+
+
+def _email(kind: str, ts: int, campaign: str = "spring", **fields: Any) -> Envelope:
+    return envelope(
+        type=kind,
+        channel="email",
+        anon_id=None,
+        ts=ts,
+        received_at=ts,
+        context={"campaign": {"name": campaign}},
+        **fields,
+    )
+
+
+def test_opens_and_clicks_at_delivery_are_a_scanners_and_not_scored():
+    lead = Lead(**VP)
+    delivered = at(0)
+    lead.send(
+        envelope(
+            type="track",
+            event="Email Delivered",
+            channel="email",
+            anon_id=None,
+            ts=delivered,
+            received_at=delivered,
+            context={"campaign": {"name": "spring"}},
+        )
+    )
+    view = lead.send(_email("email_click", delivered + 5_000))
+    assert view["engagement"] == 0
+    assert view["machine_signals"] == {"clicked_at_delivery": 1}
+    person = lead.send(_email("email_click", delivered + 10 * MINUTE_MS))
+    assert person["engagement"] == 5, "a click minutes later is a person"
+
+
+def test_a_burst_of_clicks_is_a_scanner():
+    lead = Lead(**VP)
+    views = [lead.send(_email("email_click", at(60) + n * 1_000)) for n in range(4)]
+    assert [v["engagement"] for v in views][:2] == [5, 10]
+    assert views[-1]["engagement"] == 10, "the third and fourth click in 10 s are not counted"
+    assert views[-1]["machine_signals"] == {"click_burst": 2}

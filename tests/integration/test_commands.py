@@ -1,0 +1,109 @@
+"""The `dbl` commands a marketer runs: minting email links, importing attendance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.settings import Settings
+from dbl import codec
+from dbl.embedded import wait_for_port
+from tests.conftest import ProcessFactory, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def dbl(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.as_environment()}
+    command = [sys.executable, "-m", "dbl.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_email_link_mints_urls_the_collector_honours(
+    settings: Settings, start_process: ProcessFactory
+):
+    public = f"http://127.0.0.1:{settings.collector_port}"
+    settings = settings.with_overrides(public_url=public)
+    done = dbl(
+        settings,
+        "email-link",
+        "--site",
+        "demo",
+        "--contact",
+        "Dana@Acme.com",
+        "--campaign",
+        "spring",
+        "--url",
+        "https://www.dbl.example/pricing",
+    )
+    assert done.returncode == 0, done.stderr
+    pixel, click = (line.split()[-1] for line in done.stdout.splitlines())
+    assert pixel.startswith(f"{public}/e/o/")
+    assert pixel.endswith(".gif")
+    collector = start_process("tracking")
+    wait_for_port(settings.collector_port, collector, timeout=20)
+    answer = httpx.get(click, follow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+    assert answer.headers["location"].startswith("https://www.dbl.example/pricing?dbl_t=")
+
+
+def test_email_link_refuses_what_it_cannot_sign(settings: Settings):
+    done = dbl(
+        settings, "email-link", "--site", "demo-backend", "--contact", "d@a.com", "--campaign", "x"
+    )
+    assert done.returncode == 2
+    assert "has no secret" in done.stderr
+    done = dbl(
+        settings,
+        "email-link",
+        "--site",
+        "demo",
+        "--contact",
+        "d@a.com",
+        "--campaign",
+        "x",
+        "--url",
+        "ftp://files.example/x",
+    )
+    assert "only http(s) URLs" in done.stderr
+
+
+def test_import_attendance_is_all_or_nothing_and_reports_lines(settings: Settings, tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "email,name,company,title,event,status,time\n"
+        "dana@acme.com,Dana Ruiz,Acme,VP Sales,Scoring,attended,2026-11-20T15:00:00Z\n"
+        "lee@,Lee,Globex,CTO,Scoring,attended,2026-11-20T15:00:00Z\n"
+    )
+    done = dbl(settings, "import-attendance", str(bad), "--site", "demo-backend")
+    assert done.returncode == 1
+    assert "nothing imported, 1 bad rows" in done.stderr
+    assert "line 3: email 'lee@' is not an email address" in done.stderr
+    assert read_topic(settings, settings.events_topic, 1, timeout=2) == []
+
+    good = tmp_path / "good.csv"
+    rows = [
+        f"p{n}@acme.com,P {n},Acme,VP,Scoring,attended,2026-11-20T15:00:00Z" for n in range(150)
+    ]
+    good.write_text("email,name,company,title,event,status,time\n" + "\n".join(rows) + "\n")
+    done = dbl(settings, "import-attendance", str(good), "--site", "demo-backend")
+    assert done.returncode == 0, done.stderr
+    assert "imported 150 rows (300 events)" in done.stdout
+    assert "[##############################] 300/300" in done.stderr, "progress is shown"
+    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 300)]
+    assert len(records) == 300
+    assert {r["trust"] for r in records} == {"server"}
+    assert sum(r["event"] == "Webinar Attended" for r in records) == 150
+
+
+def test_import_needs_a_server_site(settings: Settings, tmp_path: Path):
+    csv_file = tmp_path / "x.csv"
+    csv_file.write_text("email,name,company,title,event,status,time\n")
+    done = dbl(settings, "import-attendance", str(csv_file), "--site", "demo")
+    assert done.returncode == 2
+    assert "not a server site" in done.stderr
