@@ -117,11 +117,38 @@ class ScoringModel:
     free_mail: frozenset[str] = frozenset()
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
     labels: dict[str, str] = field(init=False, compare=False, repr=False)
+    # The rules that can match a signal, by its type and its event name (see `candidates`).
+    _by_type: dict[str, tuple[EngagementRule, ...]] = field(init=False, compare=False, repr=False)
+    _by_event: dict[str, tuple[EngagementRule, ...]] = field(init=False, compare=False, repr=False)
+    _for_all: tuple[EngagementRule, ...] = field(init=False, compare=False, repr=False)
+    # The traits fit rules read.
+    fit_traits: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Looked up once per signal: index the rules by id once.
+        # Looked up once per signal: index the rules once.
         object.__setattr__(self, "half_lives", {r.id: r.half_life_ms for r in self.engagement})
         object.__setattr__(self, "labels", {r.id: r.label for r in self.engagement})
+        rules = self.engagement
+        types = {t for r in rules for t in r.when.types}
+        events = {e for r in rules for e in r.when.events}
+        by_type = {t: tuple(r for r in rules if t in r.when.types) for t in types}
+        by_event = {
+            e: tuple(r for r in rules if not r.when.types and e in r.when.events) for e in events
+        }
+        for_all = tuple(r for r in rules if not r.when.types and not r.when.events)
+        object.__setattr__(self, "_by_type", by_type)
+        object.__setattr__(self, "_by_event", by_event)
+        object.__setattr__(self, "_for_all", for_all)
+        object.__setattr__(self, "fit_traits", tuple(sorted({r.trait for r in self.fit})))
+
+    def candidates(self, kind: str, event: str | None) -> tuple[EngagementRule, ...]:
+        """The rules that may match a signal of this type and event name, in file order."""
+        by_event = self._by_event.get(event, ()) if event else ()
+        typed = self._by_type.get(kind, ())
+        if not by_event:
+            return typed + self._for_all if self._for_all else typed
+        found = typed + by_event + self._for_all
+        return tuple(r for r in self.engagement if r in found)
 
 
 _CONDITION_KEYS = (

@@ -14,6 +14,8 @@ class Account:
     """What an account keeps: each contact's latest engagement and when they were engaged."""
 
     engagement: dict[str, float] = field(default_factory=dict)
+    total: float = 0.0
+    # Contacts by when they were last engaged, oldest first (pruned past the window).
     engaged_at: dict[str, int] = field(default_factory=dict)
     surging: bool = False
     surges: int = 0
@@ -23,17 +25,25 @@ def roll_up(account: Account, view: dict[str, Any], rule: AccountSurge) -> dict[
     """Fold a contact's new view into its account; returns an `account_surge` alert when the
     account starts surging (it must calm down before it can surge again)."""
     contact, now = view["person"], view["as_of"]
+    account.total += view["engagement"] - account.engagement.get(contact, 0.0)
     account.engagement[contact] = view["engagement"]
     if view["engagement"] >= rule.engaged_at_least:
-        account.engaged_at[contact] = max(now, account.engaged_at.get(contact, now))
-    engaged = sorted(c for c, ts in account.engaged_at.items() if now - ts <= rule.window_ms)
-    total = sum(account.engagement.values())
-    surging = len(engaged) >= rule.engaged_contacts or total >= rule.account_engagement
+        # Re-inserted, so the dict stays ordered by engagement time and pruning is cheap.
+        last = account.engaged_at.pop(contact, now)
+        account.engaged_at[contact] = max(now, last)
+    while account.engaged_at:
+        oldest, ts = next(iter(account.engaged_at.items()))
+        if now - ts <= rule.window_ms:
+            break
+        del account.engaged_at[oldest]
+    total = account.total
+    surging = len(account.engaged_at) >= rule.engaged_contacts or total >= rule.account_engagement
     started = surging and not account.surging
     account.surging = surging
     if not started:
         return None
     account.surges += 1
+    engaged = sorted(account.engaged_at)
     reason = (
         f"{view['account']} is surging: {len(engaged)} engaged contacts in "
         f"{rule.window_ms / 86_400_000:.0f} days, account engagement {total:.0f}"

@@ -56,9 +56,9 @@ def decode_message(
     try:
         envelope = decode(message.value)
     except InvalidEvent as exc:
-        metrics.EVENTS.labels("rejected").inc()
+        metrics.REJECTED.inc()
         return Rejected(exc.reason, message)
-    metrics.EVENTS.labels("accepted").inc()
+    metrics.ACCEPTED.inc()
     clock.observe(envelope["received_at"])
     return envelope
 

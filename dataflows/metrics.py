@@ -12,3 +12,7 @@ ALERTS = Counter("dbl_alerts_emitted_total", "Alerts emitted by the dataflow, by
 MACHINE_SIGNALS = Counter(
     "dbl_machine_signals_total", "Signals made by machines (not scored), by reason.", ["reason"]
 )
+
+# Bound once: labelling a counter per event costs more than counting.
+ACCEPTED = EVENTS.labels("accepted")
+REJECTED = EVENTS.labels("rejected")

@@ -58,6 +58,8 @@ class Profile:
     email_clicks: list[int] = field(default_factory=list)
     # Signals kept out of the score because a machine made them, by reason.
     machine_signals: dict[str, int] = field(default_factory=dict)
+    # The fit last computed, and the trait values it was computed from.
+    fit_memo: tuple[tuple[Any, ...], Fit] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,7 @@ def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
     """Fit, engagement, grade and sales-readiness as of event time `at` (never earlier
     than the latest signal: a late signal is judged with everything known)."""
     at = max(at, profile.engagement.as_of)
-    fit = fit_score(profile.traits, model)
+    fit = _fit(profile, model)
     contributions = profile.engagement.contributions(at, model.half_lives)
     engagement = max(0.0, sum(contributions.values()))
     top = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:TOP_CONTRIBUTIONS]
@@ -144,6 +146,14 @@ def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
         ),
         contributions=tuple((model.labels.get(k, k), v) for k, v in top),
     )
+
+
+def _fit(profile: Profile, model: ScoringModel) -> Fit:
+    """Fit changes only with the traits it reads: recompute only then."""
+    key = tuple(profile.traits.get(trait) for trait in model.fit_traits)
+    if profile.fit_memo is None or profile.fit_memo[0] != key:
+        profile.fit_memo = (key, fit_score(profile.traits, model))
+    return profile.fit_memo[1]
 
 
 def describe(signal: Envelope) -> str:

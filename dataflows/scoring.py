@@ -81,12 +81,17 @@ class Engagement:
 
     def total(self, at: int, half_lives: Mapping[str, float]) -> float:
         """Engagement at `at`: the sum of all contributions, never below 0."""
-        return max(0.0, sum(self.contributions(at, half_lives).values()))
+        elapsed = max(0, at - self.as_of)
+        points = 0.0
+        for rule_id, value in self.points.items():
+            points += value * 0.5 ** (elapsed / half_lives[rule_id]) if elapsed else value
+        return max(0.0, points)
 
 
 def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:
     """The engagement rules whose conditions all match an event envelope."""
-    return [rule for rule in model.engagement if matches(rule.when, signal)]
+    candidates = model.candidates(signal["type"], signal.get("event"))
+    return [rule for rule in candidates if matches(rule.when, signal)]
 
 
 def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
@@ -98,14 +103,15 @@ def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
     if when.events and signal.get("event") not in when.events:
         return False
     props = signal["props"]
-    checks = (
-        (when.paths, _page_path(signal)),
-        (when.forms, props.get("form_id")),
-        (when.campaigns, campaign_name(signal)),
-        (when.links, props.get("link") or props.get("url")),
-        (when.content_types, props.get("content_type")),
-    )
-    return all(not patterns or _any_glob(value, patterns) for patterns, value in checks)
+    if when.paths and not _any_glob(_page_path(signal), when.paths):
+        return False
+    if when.forms and not _any_glob(props.get("form_id"), when.forms):
+        return False
+    if when.campaigns and not _any_glob(campaign_name(signal), when.campaigns):
+        return False
+    if when.links and not _any_glob(props.get("link") or props.get("url"), when.links):
+        return False
+    return not when.content_types or _any_glob(props.get("content_type"), when.content_types)
 
 
 def campaign_name(signal: Mapping[str, Any]) -> str | None:
@@ -202,6 +208,18 @@ def is_sales_ready(fit: float, engagement: float, grid: Grid, *, was_ready: bool
     return was_ready and grade(fit, engagement + grid.hysteresis, grid) in grid.sales_ready
 
 
+def staying_floor(fit: float, grid: Grid) -> float | None:
+    """The lowest engagement at which a sales-ready lead of this fit stays sales-ready
+    (hysteresis included), or None if no cell of its fit letter is sales-ready."""
+    letter = grade(fit, 0.0, grid)[0]
+    floors = [
+        threshold - grid.hysteresis
+        for digit, threshold in (*grid.engagement_bands, ("4", 0.0))
+        if letter + digit in grid.sales_ready
+    ]
+    return min(floors) if floors else None
+
+
 def leaves_sales_ready_at(
     engagement: Engagement,
     fit: float,
@@ -213,10 +231,16 @@ def leaves_sales_ready_at(
     """The first whole minute after `start` at which a sales-ready lead, left alone, has
     decayed out of sales-ready (with hysteresis), or None within `horizon_ms`."""
 
-    def ready(t: int) -> bool:
-        return is_sales_ready(fit, engagement.total(t, half_lives), grid, was_ready=True)
+    floor = staying_floor(fit, grid)
+    if floor is None:
+        return start
+    if floor <= 0:
+        return None  # a lead ready at any engagement never cools by decay
 
-    step = DAY_MS
+    def ready(t: int) -> bool:
+        return engagement.total(t, half_lives) >= floor
+
+    step = 7 * DAY_MS
     low = start
     while low - start < horizon_ms:
         high = low + step
