@@ -29,6 +29,12 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+## Benchmarks: figures and ratios against baselines measured in the same run.
+bench: $(STAMP)
+	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.dataflow
+	$(BIN)/python -m bench.collector
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

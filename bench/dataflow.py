@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -158,7 +158,7 @@ def straightforward_flow(settings: Settings, model: ScoringModel, sink: Counting
     return flow
 
 
-def _decode_or_none(message: KafkaSourceMessage[bytes | None, bytes | None]) -> Envelope | None:
+def _decode_or_none(message: Any) -> Envelope | None:
     try:
         signal = decode(message.value)
     except InvalidEvent:

@@ -16,6 +16,7 @@ import base64
 import binascii
 import gzip
 import time
+from collections import Counter
 from importlib import resources
 from typing import Any, Final
 
@@ -366,10 +367,13 @@ def _client_ip(scope: Scope) -> str | None:
 
 
 def _count_accepted(accepted: list[Envelope]) -> None:
-    for envelope in accepted:
-        metrics.EVENTS.labels("accepted", envelope["channel"]).inc()
-        if envelope["machine"]:
-            metrics.MACHINES.labels(envelope["machine"]).inc()
+    # Label lookups cost more than counting: one per channel and reason per request.
+    channels = Counter(envelope["channel"] for envelope in accepted)
+    for channel, count in channels.items():
+        metrics.EVENTS.labels("accepted", channel).inc(count)
+    machines = Counter(envelope["machine"] for envelope in accepted if envelope["machine"])
+    for reason, count in machines.items():
+        metrics.MACHINES.labels(reason).inc(count)
 
 
 def _count_rejected(rejected: list[dict[str, Any]]) -> None:

@@ -90,11 +90,6 @@ class EventProducer:
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
-    @property
-    def broker_down(self) -> bool:
-        """True while the broker is known to be unreachable."""
-        return self._down
-
     async def send(self, records: Sequence[Record]) -> None:
         """Produce `records` and return once the broker acknowledged every one of them."""
         if self._down:
