@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
 from tests.conftest import ARTIFACTS, DANA
 
 pytestmark = pytest.mark.integration
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BROWSER_KEY = ("wk_demo_browser", "")
 HOSTILE_NAME = "Dana <img src=x onerror=window.pwned=1> Ruiz"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser: Browser, settings: Settings, rep: str, token: str) -> Page:

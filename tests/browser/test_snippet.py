@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
 from config.sites import load_sites
 from dataflows.sinks import decode_profile
 from dbl.redis_keys import RedisKeys
-from tests.browser.test_rep_page import CHROMIUM_FLAGS
 from tests.conftest import wait_until
 from tracking import email_links
 
@@ -52,16 +51,6 @@ def site(running_system: Settings, tmp_path: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def profile(settings: Settings, client: redis.Redis, person: str) -> dict[str, Any] | None:
