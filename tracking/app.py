@@ -169,7 +169,8 @@ class Collector:
         )
 
     def _linked_contact(self, message: Any, site: Site) -> str | None:
-        """The contact a signed email link names, when the snippet passes one on."""
+        """The contact a signed email link names, when the snippet passes one on (the token
+        itself is taken out of the message: it is a credential, not data to keep)."""
         context = message.get("context") if isinstance(message, dict) else None
         token = context.pop("dbl_link", None) if isinstance(context, dict) else None
         if not isinstance(token, str):
