@@ -11,6 +11,7 @@ Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,7 @@ class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
     def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
         self._model = model
         self._cookie: Cookie = pickle.loads(resume) if resume is not None else Cookie()
+        metrics.COOKIES.inc()
 
     def on_item(self, value: Envelope) -> tuple[Iterable[Outcome], bool]:
         assert value["anon_id"] is not None
@@ -106,11 +108,14 @@ class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
         self._clock = clock
         self._lateness = int(model.alerts.late_after_ms)
         self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
+        metrics.CONTACTS.inc()
 
     def on_item(self, value: ToContact) -> tuple[Iterable[LeadUpdate], bool]:
         if self._profile is None:
             self._profile = Profile(value.person)
-        return update_lead(self._profile, value, self._model), StatefulLogic.RETAIN
+        updates = update_lead(self._profile, value, self._model)
+        metrics.LAG_SECONDS.observe(max(0.0, time.time() - value.signal["received_at"] / 1000))
+        return updates, StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.

@@ -1,6 +1,6 @@
 """Prometheus metrics of the dataflow (module-level; small, fixed label sets)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "dbl_dataflow_events_total", "Events read from the events topic, by outcome.", ["outcome"]
@@ -16,3 +16,13 @@ MACHINE_SIGNALS = Counter(
 # Bound once: labelling a counter per event costs more than counting.
 ACCEPTED = EVENTS.labels("accepted")
 REJECTED = EVENTS.labels("rejected")
+LAG_SECONDS = Histogram(
+    "dbl_dataflow_lag_seconds",
+    "Processing lag: from the collector's receive time to the lead being scored.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+STATE_KEYS = Gauge(
+    "dbl_dataflow_state_keys", "Keys held in this process's stateful steps.", ["step"]
+)
+COOKIES = STATE_KEYS.labels("resolve_identity")
+CONTACTS = STATE_KEYS.labels("score")
