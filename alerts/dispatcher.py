@@ -131,12 +131,15 @@ class AlertConsumer(BackgroundWorker):
                 "bootstrap.servers": self._settings.brokers,
                 "group.id": self._settings.dispatcher_group,
                 "enable.auto.commit": False,
+                # The broker's default 500 ms fetch wait would delay every alert.
+                "fetch.wait.max.ms": 5,
             }
         )
         try:
             consumer.assign(self._partitions(consumer))
             while not self._stop.is_set():
-                messages = consumer.consume(500, 0.2)
+                # consume() waits for a full batch or the timeout: keep the timeout short.
+                messages = consumer.consume(500, 0.02)
                 handled = self._deliver_all(messages)
                 if handled:
                     failpoints.hit(self._settings.failpoint, "before_commit")

@@ -40,6 +40,9 @@ from tracking.envelope import Envelope, InvalidEvent, contact_key, decode
 
 MAX_DLQ_VALUE_CHARS = 4096
 COOLING_CHECK = timedelta(seconds=30)
+# Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
+# which would be added to every alert's latency).
+LOW_LATENCY_FETCH = {"fetch.wait.max.ms": "5"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,4 +297,4 @@ def build_flow(
 
 
 def _events_source(settings: Settings) -> KafkaSource:
-    return KafkaSource([settings.brokers], [settings.events_topic])
+    return KafkaSource([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)

@@ -64,11 +64,15 @@ def _journey_to_one_alert(
     for path in ("/pricing", "/pricing", "/pricing"):
         _page(collector, path)
 
+    # Wait for the last of the six page views to be scored, not just for the crossing.
     dana = wait_until(
-        lambda: (p := _profile(redis_client, keys, "dana@acme.com")) and p["sales_ready"] and p,
-        what="Dana's profile to become sales-ready",
+        lambda: (
+            (p := _profile(redis_client, keys, "dana@acme.com")) and len(p["activity"]) == 7 and p
+        ),
+        what="all of Dana's signals in her profile",
     )
     assert isinstance(dana, dict)
+    assert dana["sales_ready"]
     assert dana["grade"] == "A2"
     # 6 page views; pricing is capped at 30 a day, its anonymous views included.
     assert dana["engagement"] == 6 + 30, "the anonymous pricing views count for Dana"
