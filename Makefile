@@ -34,6 +34,8 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.dataflow
 	$(BIN)/python -m bench.collector
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.scaling
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
