@@ -1,5 +1,5 @@
-"""The DBL dataflow: decode -> resolve_identity -> score -> rollup_account -> profiles,
-alerts and the DLQ.
+"""The DBL dataflow: decode -> dedupe -> resolve_identity -> score -> rollup_account ->
+profiles, alerts and the DLQ.
 
 Run it with `python -m dataflows` (which also serves metrics), or directly:
 
@@ -30,13 +30,14 @@ from config.settings import Settings
 from dataflows import metrics
 from dataflows.accounts import Account, roll_up
 from dataflows.clock import EventClock
+from dataflows.dedupe import SeenIds
 from dataflows.identity import Cookie, Outcome, ToContact, how_recognized, resolve
 from dataflows.leads import LeadUpdate, cool_if_due, profile_view, update_lead
 from dataflows.profile import Profile, assess
 from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
 from dbl import codec
 from dbl.redis_keys import RedisKeys
-from tracking.envelope import Envelope, InvalidEvent, contact_key, decode
+from tracking.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
 
 MAX_DLQ_VALUE_CHARS = 4096
 COOLING_CHECK = timedelta(seconds=30)
@@ -79,6 +80,23 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
         "value": raw,
     }
     return KafkaSinkMessage(msg.key, codec.dumps(record))
+
+
+class Dedupe(StatefulLogic[Envelope, Envelope, bytes]):
+    """Per broker key: let each message id through once within the window."""
+
+    def __init__(self, window_ms: int, resume: bytes | None) -> None:
+        self._window_ms = window_ms
+        self._seen: SeenIds = pickle.loads(resume) if resume is not None else SeenIds()
+
+    def on_item(self, value: Envelope) -> tuple[Iterable[Envelope], bool]:
+        if self._seen.first_time(value["id"], value["received_at"], self._window_ms):
+            return [value], StatefulLogic.RETAIN
+        metrics.DUPLICATES.inc()
+        return [], StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._seen, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
@@ -185,6 +203,10 @@ def _is_person(signal: Envelope) -> bool:
     return False
 
 
+def _unkeyed(kv: tuple[str, Envelope]) -> Envelope:
+    return kv[1]
+
+
 def _has_cookie(signal: Envelope) -> bool:
     return signal["anon_id"] is not None
 
@@ -260,7 +282,11 @@ def build_flow(
     op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
 
     decoded_ok: Stream[Envelope] = op.map("valid", invalid.falses, _as_envelope)
-    valid = op.filter("drop_machines", decoded_ok, _is_person)
+    people = op.filter("drop_machines", decoded_ok, _is_person)
+    window_ms = int(settings.dedupe_window_s * 1000)
+    keyed = op.key_on("key_signal", people, partition_key)
+    unique = op.stateful("dedupe", keyed, lambda r: Dedupe(window_ms, r))
+    valid: Stream[Envelope] = op.map("unique", unique, _unkeyed)
     by_cookie = op.branch("has_cookie", valid, _has_cookie)
     cookies = op.key_on("key_cookie", by_cookie.trues, _cookie_of)
     outcomes = op.stateful("resolve_identity", cookies, lambda r: ResolveIdentity(model, r))

@@ -26,3 +26,6 @@ STATE_KEYS = Gauge(
 )
 COOKIES = STATE_KEYS.labels("resolve_identity")
 CONTACTS = STATE_KEYS.labels("score")
+DUPLICATES = Counter(
+    "dbl_dataflow_duplicates_total", "Events dropped because their message id was seen before."
+)

@@ -182,3 +182,12 @@ def test_no_cooling_while_the_stream_has_not_reached_it():
     out = run_flow(dana, 1)
     assert "cooling" not in [a["kind"] for a in out["alerts"]]
     assert out["profiles"]["dana@acme.com"]["sales_ready"] is True
+
+
+def test_a_retried_event_is_scored_once_per_key():
+    first = page_view("/pricing", id="retry-1")
+    again = page_view("/pricing", id="retry-1", received_at=T0 + 5_000)
+    elsewhere = page_view("/pricing", id="retry-1", anon_id="cookie-2")
+    out = run_flow([first, again, elsewhere], 1)
+    assert out["profiles"]["anon:cookie-1"]["engagement"] == 11
+    assert out["profiles"]["anon:cookie-2"]["engagement"] == 11, "ids are per sender"
