@@ -23,6 +23,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
+from confluent_kafka.admin import AdminClient
 
 from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
@@ -322,5 +323,25 @@ def build_flow(
     return flow
 
 
+class EventsSource(KafkaSource):
+    """The events topic, read by consumers that do not wait on the broker for more data.
+
+    KafkaSource hands `add_config` to its admin client too, which warns about a consumer-only
+    setting; this lists the partitions with a plain admin client instead (same part names).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)
+        self._bootstrap = settings.brokers
+        self._topic = settings.events_topic
+
+    def list_parts(self) -> list[str]:
+        """Each partition of the events topic, named as KafkaSource names them."""
+        metadata = AdminClient({"bootstrap.servers": self._bootstrap}).list_topics(self._topic)
+        return [
+            f"{index}-{self._topic}" for index in sorted(metadata.topics[self._topic].partitions)
+        ]
+
+
 def _events_source(settings: Settings) -> KafkaSource:
-    return KafkaSource([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)
+    return EventsSource(settings)
