@@ -210,12 +210,12 @@ def main() -> None:
         flow = straightforward_flow(settings, model, sink)
         results["straightforward Bytewax flow"] = timed(lambda: run_main(flow))[0]
 
-        results["DBL flow, recovery off"] = timed(lambda: run_main(_dbl_flow(settings)))[0]
+        results["DBL flow, recovery off"] = timed(lambda: run_main(dbl_flow(settings)))[0]
 
         with tempfile.TemporaryDirectory() as db_dir:
             init_db_dir(Path(db_dir), 1)
             recovery = RecoveryConfig(db_dir)
-            flow = _dbl_flow(settings)
+            flow = dbl_flow(settings)
             results["DBL flow, recovery on (snapshot every 10 s)"] = timed(
                 lambda: run_main(
                     flow, epoch_interval=timedelta(seconds=10), recovery_config=recovery
@@ -229,7 +229,8 @@ def main() -> None:
         print(f"{name:<46} {rate:>10,.0f} {rate / ceiling:>10.0%}")
 
 
-def _dbl_flow(settings: Settings) -> Dataflow:
+def dbl_flow(settings: Settings) -> Dataflow:
+    """The DBL flow reading the events topic to its end, into counting sinks."""
     source = KafkaSource([settings.brokers], [settings.events_topic], tail=False)
     return build_flow(
         settings,

@@ -13,28 +13,18 @@ import subprocess
 import sys
 import time
 
-from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow
 from confluent_kafka import Producer
 
-from bench.dataflow import CountingSink, make_events
+from bench.dataflow import dbl_flow, make_events
 from config.settings import Settings
-from dataflows.flow import build_flow
 from dbl.embedded import EmbeddedBroker, free_port
 from dbl.topics import ensure_topics
 
 
 def flow() -> Dataflow:
-    """The DBL flow reading the benchmark topic to its end, with counting sinks."""
-    settings = Settings.from_environment()
-    source = KafkaSource([settings.brokers], [settings.events_topic], tail=False)
-    return build_flow(
-        settings,
-        events=source,
-        profiles=CountingSink(),
-        alerts=CountingSink(),
-        dead_letters=CountingSink(),
-    )
+    """The benchmark's DBL flow, for `bytewax.run` (settings from the environment)."""
+    return dbl_flow(Settings.from_environment())
 
 
 def run(settings: Settings, layouts: list[list[str]]) -> float:
