@@ -45,6 +45,7 @@ class Settings:
     rate_limit_per_s: float = field(default=50.0, metadata=_env("DBL_RATE_LIMIT_PER_S"))
     rate_limit_burst: float = field(default=200.0, metadata=_env("DBL_RATE_LIMIT_BURST"))
     public_url: str = field(default="http://127.0.0.1:8080", metadata=_env("DBL_PUBLIC_URL"))
+    anonymous_ttl_s: float = field(default=90 * 86_400.0, metadata=_env("DBL_ANONYMOUS_TTL_S"))
     dedupe_window_s: float = field(default=86_400.0, metadata=_env("DBL_DEDUPE_WINDOW_S"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))

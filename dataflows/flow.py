@@ -32,7 +32,14 @@ from dataflows import metrics
 from dataflows.accounts import Account, roll_up
 from dataflows.clock import EventClock
 from dataflows.dedupe import SeenIds
-from dataflows.identity import Cookie, Outcome, ToContact, how_recognized, resolve
+from dataflows.identity import (
+    Cookie,
+    Outcome,
+    ToContact,
+    how_recognized,
+    idle_too_long,
+    resolve,
+)
 from dataflows.leads import LeadUpdate, cool_if_due, profile_view, update_lead
 from dataflows.profile import Profile, assess
 from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
@@ -101,20 +108,47 @@ class Dedupe(StatefulLogic[Envelope, Envelope, bytes]):
 
 
 class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
-    """Per cookie: keep its anonymous history until someone claims it, then route to them."""
+    """Per cookie: keep its anonymous history until someone claims it, then route to them.
+    A cookie nobody claimed is forgotten after the anonymous TTL of event time."""
 
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+    def __init__(
+        self, model: ScoringModel, clock: EventClock, ttl_ms: int, resume: bytes | None
+    ) -> None:
         self._model = model
+        self._clock = clock
+        self._ttl_ms = ttl_ms
         self._cookie: Cookie = pickle.loads(resume) if resume is not None else Cookie()
         metrics.COOKIES.inc()
 
     def on_item(self, value: Envelope) -> tuple[Iterable[Outcome], bool]:
         assert value["anon_id"] is not None
+        if idle_too_long(self._cookie, value["ts"], self._ttl_ms):
+            self._cookie = Cookie()
         linked_before = self._cookie.contact
         outcome = resolve(self._cookie, value["anon_id"], value, self._model)
         if self._cookie.contact != linked_before:
             metrics.IDENTITY_LINKS.labels(self._cookie.how).inc()
         return [outcome], StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        # When the event clock, running at wall speed as it does live, reaches the TTL.
+        history = self._cookie.history
+        if self._cookie.contact is not None or history is None:
+            return None
+        wait_ms = max(0, history.last_seen + self._ttl_ms - self._clock.now())
+        return datetime.now(tz=UTC) + timedelta(milliseconds=wait_ms)
+
+    def on_notify(self) -> tuple[Iterable[Outcome], bool]:
+        return [], self._evict_if_idle()
+
+    def on_eof(self) -> tuple[Iterable[Outcome], bool]:
+        return [], self._evict_if_idle()
+
+    def _evict_if_idle(self) -> bool:
+        if idle_too_long(self._cookie, self._clock.now(), self._ttl_ms):
+            metrics.COOKIES.dec()
+            return StatefulLogic.DISCARD
+        return StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._cookie, protocol=pickle.HIGHEST_PROTOCOL)
@@ -290,7 +324,10 @@ def build_flow(
     valid: Stream[Envelope] = op.map("unique", unique, _unkeyed)
     by_cookie = op.branch("has_cookie", valid, _has_cookie)
     cookies = op.key_on("key_cookie", by_cookie.trues, _cookie_of)
-    outcomes = op.stateful("resolve_identity", cookies, lambda r: ResolveIdentity(model, r))
+    ttl_ms = int(settings.anonymous_ttl_s * 1000)
+    outcomes = op.stateful(
+        "resolve_identity", cookies, lambda r: ResolveIdentity(model, clock, ttl_ms, r)
+    )
     to_contacts = op.merge(
         "to_contacts",
         op.flat_map("routed", outcomes, _routed),

@@ -90,3 +90,11 @@ def _link(cookie: Cookie, anon_id: str, claimed: str, signal: Envelope) -> Outco
         to_contact=ToContact(claimed, signal, cookie.how, history),
         moved_from=moved_from,
     )
+
+
+def idle_too_long(cookie: Cookie, now: int, ttl_ms: int) -> bool:
+    """An anonymous cookie nobody claimed, idle for more than `ttl_ms` at event time `now`:
+    its history is dropped (a later signal starts afresh). Linked cookies are kept: they
+    route to their contact."""
+    history = cookie.history
+    return cookie.contact is None and history is not None and now - history.last_seen > ttl_ms

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from prometheus_client import REGISTRY
 
 from config.settings import Settings
 from dataflows.flow import build_flow
@@ -191,3 +192,36 @@ def test_a_retried_event_is_scored_once_per_key():
     out = run_flow([first, again, elsewhere], 1)
     assert out["profiles"]["anon:cookie-1"]["engagement"] == 11
     assert out["profiles"]["anon:cookie-2"]["engagement"] == 11, "ids are per sender"
+
+
+DAY = 86_400_000
+
+
+def test_an_anonymous_visitor_idle_past_the_ttl_starts_afresh():
+    later = T0 + 100 * DAY
+    items = [
+        page_view("/pricing", ts=T0, received_at=T0),
+        page_view("/blog", ts=later, received_at=later),
+    ]
+    anon = run_flow(items, 1)["profiles"]["anon:cookie-1"]
+    assert anon["engagement"] == 1
+    assert [what for _, what in anon["activity"]] == ["Viewed /blog"]
+
+
+def test_idle_anonymous_visitors_leave_the_dataflows_state_but_claimed_cookies_stay():
+    later = T0 + 100 * DAY
+
+    def cookies_held() -> float:
+        value = REGISTRY.get_sample_value("dbl_dataflow_state_keys", {"step": "resolve_identity"})
+        return value or 0.0
+
+    before = cookies_held()
+    run_flow(
+        [
+            page_view("/blog", anon_id="idle", ts=T0, received_at=T0),
+            envelope(type="identify", anon_id="claimed", email="d@acme.com", ts=T0),
+            page_view("/blog", anon_id="recent", ts=later, received_at=later),
+        ],
+        1,
+    )
+    assert cookies_held() - before == 2, "the idle anonymous cookie was dropped"
