@@ -47,3 +47,8 @@ def load_sites(path: Path) -> dict[str, Site]:
             raise t.error("secret", "must be at least 16 characters")
         by_key[write_key] = Site(name, write_key, trust, t.texts("allowed_origins", ()), secret)
     return by_key
+
+
+def site_named(sites: dict[str, Site], name: str) -> Site | None:
+    """The site called `name` in a write-key map (sites are keyed by write key)."""
+    return next((site for site in sites.values() if site.name == name), None)

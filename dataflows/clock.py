@@ -8,6 +8,7 @@ did. The clock only moves forward; one per dataflow instance (shared by its work
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 
 class EventClock:
@@ -26,3 +27,8 @@ class EventClock:
     def now(self) -> int:
         """The clock's time, epoch milliseconds (0 before the first event)."""
         return self._now
+
+    def wall_time_when(self, ts: int) -> datetime:
+        """When, on the wall clock, this clock will reach `ts` if it runs at wall speed (as
+        it does live; in a replay it runs faster): when Bytewax should wake a key."""
+        return datetime.now(tz=UTC) + timedelta(milliseconds=max(0, ts - self.now()))

@@ -131,12 +131,10 @@ class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
         return [outcome], StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        # When the event clock, running at wall speed as it does live, reaches the TTL.
         history = self._cookie.history
         if self._cookie.contact is not None or history is None:
             return None
-        wait_ms = max(0, history.last_seen + self._ttl_ms - self._clock.now())
-        return datetime.now(tz=UTC) + timedelta(milliseconds=wait_ms)
+        return self._clock.wall_time_when(history.last_seen + self._ttl_ms)
 
     def on_notify(self) -> tuple[Iterable[Outcome], bool]:
         return [], self._evict_if_idle()
@@ -180,8 +178,7 @@ class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
         due = self._cooling_due()
         if due is None:
             return None
-        wait = timedelta(milliseconds=max(0, due - self._clock.now()))
-        return datetime.now(tz=UTC) + min(wait, COOLING_CHECK)
+        return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + COOLING_CHECK)
 
     def on_notify(self) -> tuple[Iterable[LeadUpdate], bool]:
         return self._cool_if_clock_passed(), StatefulLogic.RETAIN

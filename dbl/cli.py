@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from config.errors import ConfigError
 from config.routing import load_routing
 from config.settings import Settings
-from config.sites import Site, load_sites
+from config.sites import Site, load_sites, site_named
 from dbl import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.errors import DBLError
@@ -117,10 +117,10 @@ def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
 
 
 def _site(settings: Settings, name: str) -> Site:
-    for site in load_sites(settings.config_dir / "sites.toml").values():
-        if site.name == name:
-            return site
-    raise DBLError(f"no site {name!r} in sites.toml")
+    site = site_named(load_sites(settings.config_dir / "sites.toml"), name)
+    if site is None:
+        raise DBLError(f"no site {name!r} in sites.toml")
+    return site
 
 
 def run_system(settings: Settings, *, with_demo: bool) -> int:

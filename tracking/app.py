@@ -180,7 +180,7 @@ class Collector:
         except email_links.InvalidLink:
             metrics.REJECTIONS.labels("bad_link").inc()
             return None
-        return link.contact if link.site == site.name else None
+        return link.contact if link.site.name == site.name else None
 
     # --- email links ----------------------------------------------------------------------
 
@@ -209,7 +209,6 @@ class Collector:
             return None
 
     async def _email_signal(self, scope: Scope, link: email_links.Link, event: str) -> None:
-        site = next(s for s in self._sites.values() if s.name == link.site)
         message = {
             "type": "track",
             "event": event,
@@ -219,7 +218,7 @@ class Collector:
         received_at = int(time.time() * 1000)
         envelope = from_segment(
             message,
-            site=site,
+            site=link.site,
             received_at=received_at,
             user_agent=_user_agent(scope),
             ip=_client_ip(scope),

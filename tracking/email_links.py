@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from config.sites import Site
+from config.sites import Site, site_named
 from dbl import codec
 from dbl.errors import DBLError
 
@@ -30,7 +30,7 @@ class InvalidLink(DBLError):
 class Link:
     """What a valid token says."""
 
-    site: str
+    site: Site
     contact: str
     campaign: str
     url: str | None
@@ -61,7 +61,7 @@ def verify(token: str, sites: dict[str, Site], now_s: int) -> Link:
     site = _site(payload, sites)
     if site.secret is None or not hmac.compare_digest(given, _mac(site.secret, body)):
         raise InvalidLink("the token's signature does not match")
-    link = Link(site.name, payload["c"], payload["m"], payload["u"], payload["x"])
+    link = Link(site, payload["c"], payload["m"], payload["u"], payload["x"])
     if link.expires < now_s:
         raise InvalidLink("the link has expired")
     if link.url is not None and not _is_web_url(link.url):
@@ -83,10 +83,10 @@ def _site(payload: Any, sites: dict[str, Site]) -> Site:
         raise InvalidLink("not a link token")
     if payload.get("u") is not None and not isinstance(payload["u"], str):
         raise InvalidLink("not a link token")
-    for site in sites.values():
-        if site.name == payload["s"]:
-            return site
-    raise InvalidLink("the token names no known site")
+    site = site_named(sites, payload["s"])
+    if site is None:
+        raise InvalidLink("the token names no known site")
+    return site
 
 
 def _mac(secret: str, body: str) -> bytes:
