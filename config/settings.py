@@ -47,6 +47,9 @@ class Settings:
     public_url: str = field(default="http://127.0.0.1:8080", metadata=_env("DBL_PUBLIC_URL"))
     anonymous_ttl_s: float = field(default=90 * 86_400.0, metadata=_env("DBL_ANONYMOUS_TTL_S"))
     dedupe_window_s: float = field(default=86_400.0, metadata=_env("DBL_DEDUPE_WINDOW_S"))
+    # How far behind the wall clock a caught-up events partition reports its progress: a
+    # signal stamped earlier than that but read later is scored out of order.
+    idle_lag_s: float = field(default=0.2, metadata=_env("DBL_IDLE_LAG_S"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
     # Fault tests only: the failpoint at which to kill the process (dbl/failpoints.py).

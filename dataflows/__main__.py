@@ -1,9 +1,10 @@
 """`python -m dataflows [bytewax.run options]`: serve metrics, then run the DBL dataflow.
 
 Extra arguments go to `bytewax.run` (e.g. `-w 2`, `-i 0 -a "h1:2101;h2:2101"`,
-`-r recovery/ -s 10 -b 30`).
+`-r recovery/ -s 10 -b 30`); the flow is told the cluster's total worker count from them.
 """
 
+import argparse
 import runpy
 import sys
 
@@ -12,11 +13,27 @@ from prometheus_client import start_http_server
 from config.settings import Settings
 
 
+def cluster_workers(args: list[str]) -> int:
+    """Workers in the whole cluster: workers per process times the number of processes.
+
+    >>> cluster_workers(["-w", "2", "-i", "0", "-a", "a:2101;b:2101"])
+    4
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-w", "--workers-per-process", type=int, default=1)
+    parser.add_argument("-a", "--addresses", default=None)
+    known, _ = parser.parse_known_args(args)
+    processes = len(known.addresses.split(";")) if known.addresses else 1
+    return int(known.workers_per_process) * processes
+
+
 def main() -> None:
     """Start the metrics endpoint and hand over to Bytewax's runner."""
     settings = Settings.from_environment()
     start_http_server(settings.dataflow_metrics_port, addr=settings.dataflow_metrics_host)
-    sys.argv = ["bytewax.run", "dataflows.flow:build_flow()", *sys.argv[1:]]
+    args = sys.argv[1:]
+    flow = f"dataflows.flow:build_flow(workers={cluster_workers(args)})"
+    sys.argv = ["bytewax.run", flow, *args]
     runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)
 
 

@@ -1,9 +1,10 @@
-"""The DBL dataflow: decode -> dedupe -> resolve_identity -> score -> rollup_account ->
-profiles, alerts and the DLQ.
+"""The DBL dataflow: decode -> identify -> order_signals -> score -> order_accounts ->
+rollup_account -> profiles, alerts and the DLQ.
 
-Run it with `python -m dataflows` (which also serves metrics), or directly:
+Run it with `python -m dataflows` (which also serves metrics and passes the cluster's worker
+count), or directly:
 
-    python -m bytewax.run "dataflows.flow:build_flow()"
+    python -m bytewax.run "dataflows.flow:build_flow(workers=1)"
 
 Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
 """
@@ -12,18 +13,17 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource, KafkaSourceMessage
-from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
-from bytewax.operators import StatefulLogic
+from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.operators import StatefulBatchLogic, StatefulLogic
 from bytewax.outputs import Sink
-from confluent_kafka.admin import AdminClient
 
 from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
@@ -41,17 +41,24 @@ from dataflows.identity import (
     resolve,
 )
 from dataflows.leads import LeadUpdate, cool_if_due, profile_view, update_lead
+from dataflows.ordering import (
+    END_OF_INPUT,
+    Progress,
+    ReorderBuffer,
+    Sequenced,
+    Watermarks,
+    signal_order,
+)
 from dataflows.profile import Profile, assess
 from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
+from dataflows.sources import EventsSource, ProgressSource
+from dataflows.workers import worker_keys, worker_of
 from dbl import codec
 from dbl.redis_keys import RedisKeys
 from tracking.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
 
 MAX_DLQ_VALUE_CHARS = 4096
 COOLING_CHECK = timedelta(seconds=30)
-# Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
-# which would be added to every alert's latency).
-LOW_LATENCY_FETCH = {"fetch.wait.max.ms": "5"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +70,18 @@ class Rejected:
 
 
 def decode_message(
-    message: KafkaSourceMessage[bytes | None, bytes | None], clock: EventClock
-) -> Envelope | Rejected:
-    """Decode one broker message; bad input becomes data for the DLQ, never a crash."""
+    message: KafkaSourceMessage[bytes | None, bytes | None] | Progress,
+) -> Envelope | Progress | Rejected:
+    """Decode one broker message; bad input becomes data for the DLQ, never a crash.
+    Progress markers pass through."""
+    if isinstance(message, Progress):
+        return message
     try:
         envelope = decode(message.value)
     except InvalidEvent as exc:
         metrics.REJECTED.inc()
         return Rejected(exc.reason, message)
     metrics.ACCEPTED.inc()
-    clock.observe(envelope["received_at"])
     return envelope
 
 
@@ -90,42 +99,42 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
     return KafkaSinkMessage(msg.key, codec.dumps(record))
 
 
-class Dedupe(StatefulLogic[Envelope, Envelope, bytes]):
-    """Per broker key: let each message id through once within the window."""
-
-    def __init__(self, window_ms: int, resume: bytes | None) -> None:
-        self._window_ms = window_ms
-        self._seen: SeenIds = pickle.loads(resume) if resume is not None else SeenIds()
-
-    def on_item(self, value: Envelope) -> tuple[Iterable[Envelope], bool]:
-        if self._seen.first_time(value["id"], value["received_at"], self._window_ms):
-            return [value], StatefulLogic.RETAIN
-        metrics.DUPLICATES.inc()
-        return [], StatefulLogic.RETAIN
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self._seen, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
-    """Per cookie: keep its anonymous history until someone claims it, then route to them.
-    A cookie nobody claimed is forgotten after the anonymous TTL of event time."""
+class Identify(StatefulLogic[Envelope | Progress, Outcome | Progress, bytes]):
+    """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
+    signal it is. A cookie keeps its anonymous history until someone claims it, then routes
+    to them; one nobody claimed is forgotten after the anonymous TTL of event time.
+    Progress markers (sent to worker keys) pass straight through, behind the data."""
 
     def __init__(
-        self, model: ScoringModel, clock: EventClock, ttl_ms: int, resume: bytes | None
+        self, model: ScoringModel, clock: EventClock, settings: Settings, resume: bytes | None
     ) -> None:
         self._model = model
         self._clock = clock
-        self._ttl_ms = ttl_ms
-        self._cookie: Cookie = pickle.loads(resume) if resume is not None else Cookie()
-        metrics.COOKIES.inc()
+        self._window_ms = int(settings.dedupe_window_s * 1000)
+        self._ttl_ms = int(settings.anonymous_ttl_s * 1000)
+        state: tuple[SeenIds, Cookie] = (
+            pickle.loads(resume) if resume is not None else (SeenIds(), Cookie())
+        )
+        self._seen, self._cookie = state
+        self._counted = False
 
-    def on_item(self, value: Envelope) -> tuple[Iterable[Outcome], bool]:
-        assert value["anon_id"] is not None
+    def on_item(self, value: Envelope | Progress) -> tuple[Iterable[Outcome | Progress], bool]:
+        if isinstance(value, Progress):
+            return [replace(value, sender=f"{value.sender}@{value.to}")], StatefulLogic.RETAIN
+        if not self._seen.first_time(value["id"], value["received_at"], self._window_ms):
+            metrics.DUPLICATES.inc()
+            return [], StatefulLogic.RETAIN
+        anon_id = value["anon_id"]
+        if anon_id is None:
+            person, how = _contact_of(value), how_recognized(value)
+            return [Outcome(to_contact=ToContact(person, value, how))], StatefulLogic.RETAIN
+        if not self._counted:
+            metrics.COOKIES.inc()
+            self._counted = True
         if idle_too_long(self._cookie, value["ts"], self._ttl_ms):
             self._cookie = Cookie()
         linked_before = self._cookie.contact
-        outcome = resolve(self._cookie, value["anon_id"], value, self._model)
+        outcome = resolve(self._cookie, anon_id, value, self._model)
         if self._cookie.contact != linked_before:
             metrics.IDENTITY_LINKS.labels(self._cookie.how).inc()
         return [outcome], StatefulLogic.RETAIN
@@ -137,36 +146,86 @@ class ResolveIdentity(StatefulLogic[Envelope, Outcome, bytes]):
         return self._clock.wall_time_when(history.last_seen + self._ttl_ms)
 
     def on_notify(self) -> tuple[Iterable[Outcome], bool]:
-        return [], self._evict_if_idle()
+        return [], self._forget_if_idle()
 
     def on_eof(self) -> tuple[Iterable[Outcome], bool]:
-        return [], self._evict_if_idle()
+        return [], self._forget_if_idle()
 
-    def _evict_if_idle(self) -> bool:
+    def _forget_if_idle(self) -> bool:
+        # The dedupe window is far shorter than the TTL: nothing else is worth keeping.
         if idle_too_long(self._cookie, self._clock.now(), self._ttl_ms):
-            metrics.COOKIES.dec()
+            if self._counted:
+                metrics.COOKIES.dec()
             return StatefulLogic.DISCARD
         return StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._cookie, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self._seen, self._cookie), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
+class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
+    """Per worker key: hold items until every upstream sender's progress has passed them,
+    then release them in (receive time, id, person) order, followed by this worker's own
+    progress for the next step. At the end of input everything left is released."""
+
+    def __init__(
+        self,
+        name: str,
+        senders: frozenset[str],
+        on_progress: Callable[[int], None],
+        resume: bytes | None,
+    ) -> None:
+        self._name = name
+        self._on_progress = on_progress
+        if resume is not None:
+            self._buffer, self._watermarks, self._worker, self._latest = pickle.loads(resume)
+        else:
+            self._buffer, self._watermarks = ReorderBuffer(), Watermarks(senders)
+            self._worker, self._latest = 0, -1
+
+    def on_batch(self, values: list[Sequenced | Progress]) -> tuple[Iterable[Any], bool]:
+        released: list[Any] = []
+        for value in values:
+            if isinstance(value, Progress):
+                self._watermarks.advance(value)
+                self._worker = value.to
+            else:
+                self._latest = max(self._latest, value.order[0])
+                released += self._buffer.push(value.order, value.item)
+        watermark = self._watermarks.now()
+        if watermark > self._buffer.released_to:
+            released += self._buffer.release(watermark)
+            self._on_progress(watermark)
+            released.append(Progress(f"{self._name}@{self._worker}", watermark, self._worker))
+        return released, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        self._on_progress(self._latest)
+        return self._buffer.release(END_OF_INPUT), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        state = (self._buffer, self._watermarks, self._worker, self._latest)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ScoreLead(StatefulLogic[ToContact | Progress, LeadUpdate | Progress, bytes]):
     """Per contact: absorb linked histories, score each signal, raise alerts; a sales-ready
     lead that decays out of it cools once the event clock has passed that moment by the
-    configured lateness (so a late signal from before it can still count)."""
+    configured lateness (so a late signal from before it can still count). Progress
+    markers pass straight through, behind the updates."""
 
     def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
         self._clock = clock
         self._lateness = int(model.alerts.late_after_ms)
         self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
-        metrics.CONTACTS.inc()
 
-    def on_item(self, value: ToContact) -> tuple[Iterable[LeadUpdate], bool]:
+    def on_item(self, value: ToContact | Progress) -> tuple[Iterable[LeadUpdate | Progress], bool]:
+        if isinstance(value, Progress):
+            return [value], StatefulLogic.RETAIN
         if self._profile is None:
             self._profile = Profile(value.person)
+            metrics.CONTACTS.inc()
         updates = update_lead(self._profile, value, self._model)
         metrics.LAG_SECONDS.observe(max(0.0, time.time() - value.signal["received_at"] / 1000))
         return updates, StatefulLogic.RETAIN
@@ -190,8 +249,10 @@ class ScoreLead(StatefulLogic[ToContact, LeadUpdate, bytes]):
         due = self._cooling_due()
         if self._profile is None or due is None or self._clock.now() < due:
             return []
-        assert self._profile.cooling_at is not None
-        cooled = cool_if_due(self._profile, self._profile.cooling_at, self._model)
+        profile = self._profile
+        assert profile.cooling_at is not None
+        order = (due, due, "", profile.person)
+        cooled = cool_if_due(profile, profile.cooling_at, self._model, order)
         return [cooled] if cooled else []
 
     def _cooling_due(self) -> int | None:
@@ -218,49 +279,80 @@ class RollupAccount(StatefulLogic[dict[str, Any], dict[str, Any], bytes]):
         return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _is_rejected(item: Envelope | Rejected) -> TypeGuard[Rejected]:
+def _is_rejected(item: Envelope | Progress | Rejected) -> TypeGuard[Rejected]:
     return isinstance(item, Rejected)
 
 
-def _as_envelope(item: Envelope | Rejected) -> Envelope:
-    assert not isinstance(item, Rejected)
-    return item
-
-
-def _is_person(signal: Envelope) -> bool:
+def _is_person(item: Envelope | Progress | Rejected) -> bool:
     """Machine traffic (bots, link scanners, mail proxies) is counted, never scored."""
-    if signal["machine"] is None:
+    if isinstance(item, Progress | Rejected) or item["machine"] is None:
         return True
-    metrics.MACHINE_SIGNALS.labels(signal["machine"]).inc()
+    metrics.MACHINE_SIGNALS.labels(item["machine"]).inc()
     return False
 
 
-def _unkeyed(kv: tuple[str, Envelope]) -> Envelope:
-    return kv[1]
-
-
-def _has_cookie(signal: Envelope) -> bool:
-    return signal["anon_id"] is not None
-
-
-def _cookie_of(signal: Envelope) -> str:
-    assert signal["anon_id"] is not None
-    return signal["anon_id"]
-
-
-def _value(kv: tuple[str, LeadUpdate]) -> LeadUpdate:
-    return kv[1]
-
-
-def _route_known(signal: Envelope) -> tuple[str, ToContact]:
+def _contact_of(signal: Envelope) -> str:
     person = contact_key(signal["user_id"], signal["email"])
     assert person is not None, "decode guarantees an id"
-    return person, ToContact(person, signal, how_recognized(signal))
+    return person
 
 
-def _routed(kv: tuple[str, Outcome]) -> list[tuple[str, ToContact]]:
-    to_contact = kv[1].to_contact
-    return [] if to_contact is None else [(to_contact.person, to_contact)]
+def _to_every_worker(progress: Progress, workers: int) -> list[tuple[str, Any]]:
+    """A progress marker, once per worker of the next step (after the data it was sent)."""
+    return [(key, replace(progress, to=w)) for w, key in enumerate(worker_keys(workers))]
+
+
+def _keyed_signal(item: Envelope | Progress, workers: int) -> list[tuple[str, Any]]:
+    if isinstance(item, Progress):
+        return _to_every_worker(item, workers)
+    return [(partition_key(item), item)]
+
+
+def _to_reorder(
+    item: Progress | tuple[str, Sequenced], workers: int
+) -> list[tuple[str, Progress | Sequenced]]:
+    """A sequenced item goes to the worker key of the worker that holds its own key next,
+    so after reordering it stays on that worker."""
+    if isinstance(item, Progress):
+        return _to_every_worker(item, workers)
+    key, sequenced = item
+    return [(worker_keys(workers)[worker_of(key, workers)], sequenced)]
+
+
+def _signals_for_contacts(kv: tuple[str, Outcome | Progress]) -> list[Any]:
+    value = kv[1]
+    if isinstance(value, Progress):
+        return [value]
+    to_contact = value.to_contact
+    if to_contact is None:
+        return []
+    order = signal_order(to_contact.signal, to_contact.person)
+    return [(to_contact.person, Sequenced(order, to_contact))]
+
+
+def _released_to_key(item: Any, workers: int, key_of: Callable[[Any], str]) -> tuple[str, Any]:
+    """Released items go to their own key; this worker's progress stays on this worker."""
+    if isinstance(item, Progress):
+        return worker_keys(workers)[item.to], item
+    return key_of(item), item
+
+
+def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
+    value = kv[1]
+    if isinstance(value, Progress):
+        return [value]
+    account = value.view["account"]
+    return [] if account is None else [(account, Sequenced(value.order, (account, value.view)))]
+
+
+def _lead_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[LeadUpdate]:
+    value = kv[1]
+    return [] if isinstance(value, Progress) else [value]
+
+
+def _outcomes(kv: tuple[str, Outcome | Progress]) -> list[Outcome]:
+    value = kv[1]
+    return [] if isinstance(value, Progress) else [value]
 
 
 def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
@@ -278,11 +370,6 @@ def _contact_write(update: LeadUpdate) -> ProfileWrite:
     return ProfileWrite(update.view["person"], update.view)
 
 
-def _account_view(update: LeadUpdate) -> list[tuple[str, dict[str, Any]]]:
-    account = update.view["account"]
-    return [] if account is None else [(account, update.view)]
-
-
 def _alert_message(alert: dict[str, Any]) -> KafkaSinkMessage[bytes, bytes]:
     metrics.ALERTS.labels(alert["kind"]).inc()
     return KafkaSinkMessage(alert["contact"].encode(), codec.dumps(alert))
@@ -291,12 +378,14 @@ def _alert_message(alert: dict[str, Any]) -> KafkaSinkMessage[bytes, bytes]:
 def build_flow(
     settings: Settings | None = None,
     *,
-    events: Source[Any] | None = None,
+    workers: int = 1,
+    events: FixedPartitionedSource[Any, Any] | None = None,
     profiles: Sink[ProfileWrite] | None = None,
     alerts: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
 ) -> Dataflow:
-    """Build the dataflow; any end left as None is the real Kafka topic or Redis.
+    """Build the dataflow for a cluster of `workers` workers in all (`-w` times the number
+    of processes); any end left as None is the real Kafka topic or Redis.
 
     >>> from bytewax.testing import TestingSink, TestingSource
     >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
@@ -306,38 +395,66 @@ def build_flow(
     model = load_scoring_model(settings.config_dir / "scoring.toml")
     clock = EventClock()
     flow = Dataflow("dbl")
+    source = events or EventsSource(settings)
+    parts = source.list_parts()
+    every_worker = range(workers)
 
-    messages = op.input("events_in", flow, events or _events_source(settings))
-    decoded = op.map("decode", messages, lambda m: decode_message(m, clock))
+    messages = op.input(
+        "events_in", flow, ProgressSource(source, idle_lag_ms=int(settings.idle_lag_s * 1000))
+    )
+    decoded = op.map("decode", messages, decode_message)
     invalid = op.branch("split_invalid", decoded, _is_rejected)
     dlq_sink: Sink[Any] = dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic)
     op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
 
-    decoded_ok: Stream[Envelope] = op.map("valid", invalid.falses, _as_envelope)
-    people = op.filter("drop_machines", decoded_ok, _is_person)
-    window_ms = int(settings.dedupe_window_s * 1000)
-    keyed = op.key_on("key_signal", people, partition_key)
-    unique = op.stateful("dedupe", keyed, lambda r: Dedupe(window_ms, r))
-    valid: Stream[Envelope] = op.map("unique", unique, _unkeyed)
-    by_cookie = op.branch("has_cookie", valid, _has_cookie)
-    cookies = op.key_on("key_cookie", by_cookie.trues, _cookie_of)
-    ttl_ms = int(settings.anonymous_ttl_s * 1000)
-    outcomes = op.stateful(
-        "resolve_identity", cookies, lambda r: ResolveIdentity(model, clock, ttl_ms, r)
+    people = op.filter("drop_machines", invalid.falses, _is_person)
+    keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
+    outcomes = op.stateful("identify", keyed, lambda r: Identify(model, clock, settings, r))
+
+    # A contact's signals come from each of its cookies and from its own key, by way of
+    # different workers: put them back into one order before scoring.
+    signal_senders = frozenset(f"{part}@{w}" for part in parts for w in every_worker)
+    signals = op.stateful_batch(
+        "order_signals",
+        op.flat_map(
+            "to_order_signals",
+            op.flat_map("signals_for_contacts", outcomes, _signals_for_contacts),
+            lambda item: _to_reorder(item, workers),
+        ),
+        lambda r: Reorder("signals", signal_senders, clock.observe, r),
     )
-    to_contacts = op.merge(
-        "to_contacts",
-        op.flat_map("routed", outcomes, _routed),
-        op.map("route_known", by_cookie.falses, _route_known),
+    to_score = op.map(
+        "key_contact",
+        signals,
+        lambda kv: _released_to_key(kv[1], workers, lambda tc: str(tc.person)),
     )
-    updates = op.stateful("score", to_contacts, lambda r: ScoreLead(model, clock, r))
-    lead_updates: Stream[LeadUpdate] = op.map("lead_update", updates, _value)
-    by_account = op.flat_map("key_account", lead_updates, _account_view)
-    surges = op.stateful("rollup_account", by_account, lambda r: RollupAccount(model, r))
+    scored = op.stateful("score", to_score, lambda r: ScoreLead(model, clock, r))
+    lead_updates = op.flat_map("lead_updates", scored, _lead_updates)
+
+    # An account's contacts are scored on different workers: the same again.
+    update_senders = frozenset(f"signals@{w}" for w in every_worker)
+    account_views = op.stateful_batch(
+        "order_accounts",
+        op.flat_map(
+            "to_order_accounts",
+            op.flat_map("account_updates", scored, _account_updates),
+            lambda item: _to_reorder(item, workers),
+        ),
+        lambda r: Reorder("accounts", update_senders, _ignore, r),
+    )
+    surges = op.stateful(
+        "rollup_account",
+        op.flat_map("key_account", account_views, _account_view),
+        lambda r: RollupAccount(model, r),
+    )
 
     writes = op.merge(
         "profile_writes",
-        op.flat_map("anonymous_profile", outcomes, lambda kv: _anonymous_writes(model, kv[1])),
+        op.flat_map(
+            "anonymous_profile",
+            op.flat_map("outcomes", outcomes, _outcomes),
+            lambda outcome: _anonymous_writes(model, outcome),
+        ),
         op.map("contact_profile", lead_updates, _contact_write),
     )
     redis_sink = profiles or RedisProfileSink(
@@ -357,25 +474,11 @@ def build_flow(
     return flow
 
 
-class EventsSource(KafkaSource):
-    """The events topic, read by consumers that do not wait on the broker for more data.
-
-    KafkaSource hands `add_config` to its admin client too, which warns about a consumer-only
-    setting; this lists the partitions with a plain admin client instead (same part names).
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)
-        self._bootstrap = settings.brokers
-        self._topic = settings.events_topic
-
-    def list_parts(self) -> list[str]:
-        """Each partition of the events topic, named as KafkaSource names them."""
-        metadata = AdminClient({"bootstrap.servers": self._bootstrap}).list_topics(self._topic)
-        return [
-            f"{index}-{self._topic}" for index in sorted(metadata.topics[self._topic].partitions)
-        ]
+def _account_view(kv: tuple[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Released (account, view) pairs, keyed by account; progress ends here."""
+    value = kv[1]
+    return [] if isinstance(value, Progress) else [value]
 
 
-def _events_source(settings: Settings) -> KafkaSource:
-    return EventsSource(settings)
+def _ignore(_: int) -> None:
+    """Nothing downstream of the accounts step needs its progress."""

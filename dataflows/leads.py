@@ -9,15 +9,18 @@ from config.scoring import ScoringModel
 from dataflows.alerting import cool_down, react
 from dataflows.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.identity import ToContact
+from dataflows.ordering import OrderKey, signal_order
 from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess
 
 
 @dataclass(frozen=True, slots=True)
 class LeadUpdate:
-    """A contact's new read-model view, and the alerts it raised."""
+    """A contact's new read-model view, the alerts it raised, and where it stands in the
+    stream: (receive time, signal id, person) of the signal that caused it."""
 
     view: dict[str, Any]
     alerts: list[dict[str, Any]]
+    order: OrderKey
 
 
 def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[LeadUpdate]:
@@ -26,38 +29,43 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     A pending cooling that happened (in event time) before this signal is reported first.
     """
     updates = []
-    cooled = cool_if_due(profile, item.signal["ts"], model)
+    signal = item.signal
+    order = signal_order(signal, item.person)
+    cooled = cool_if_due(profile, signal["ts"], model, order)
     if cooled is not None:
         updates.append(cooled)
-    if is_delivery(item.signal):
-        record_delivery(profile, item.signal)
-        return [*updates, _unchanged(profile, item.signal["ts"], model)]
-    if machine_reason(profile, item.signal) is not None:
+    if is_delivery(signal):
+        record_delivery(profile, signal)
+        return [*updates, _unchanged(profile, signal["ts"], model, order)]
+    if machine_reason(profile, signal) is not None:
         # Not scored, no alert; the view shows the count of machine signals by reason.
-        return [*updates, _unchanged(profile, item.signal["ts"], model)]
+        return [*updates, _unchanged(profile, signal["ts"], model, order)]
     was_known = profile.last_seen > 0
     if item.history is not None:
         absorb(profile, item.history, model)
     profile.traits["recognized_by"] = item.how
-    touch = apply_signal(profile, item.signal, model)
-    assessment = assess(profile, item.signal["ts"], model)
+    touch = apply_signal(profile, signal, model)
+    assessment = assess(profile, signal["ts"], model)
     view = profile_view(profile, assessment, model)
-    alerts = react(profile, item.signal, touch, assessment, view, model, was_known=was_known)
-    updates.append(LeadUpdate(view, alerts))
+    alerts = react(profile, signal, touch, assessment, view, model, was_known=was_known)
+    updates.append(LeadUpdate(view, alerts, order))
     return updates
 
 
-def _unchanged(profile: Profile, at: int, model: ScoringModel) -> LeadUpdate:
-    return LeadUpdate(profile_view(profile, assess(profile, at, model), model), [])
+def _unchanged(profile: Profile, at: int, model: ScoringModel, order: OrderKey) -> LeadUpdate:
+    return LeadUpdate(profile_view(profile, assess(profile, at, model), model), [], order)
 
 
-def cool_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdate | None:
-    """If a sales-ready lead has decayed out of it by event time `now`, the cooling update."""
+def cool_if_due(
+    profile: Profile, now: int, model: ScoringModel, order: OrderKey
+) -> LeadUpdate | None:
+    """If a sales-ready lead has decayed out of it by event time `now`, the cooling update
+    (placed in the stream at `order`)."""
     if not profile.sales_ready or profile.cooling_at is None or profile.cooling_at > now:
         return None
     assessment = assess(profile, profile.cooling_at, model)
     view = profile_view(profile, assessment, model)
-    return LeadUpdate(view, [cool_down(profile, view)])
+    return LeadUpdate(view, [cool_down(profile, view)], order)
 
 
 def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> dict[str, Any]:

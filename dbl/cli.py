@@ -98,6 +98,7 @@ def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
             settings.events_topic,
             codec.dumps(envelope),
             partition_key(envelope).encode(),
+            timestamp=envelope["received_at"],
             on_delivery=lambda err, _msg: failures.append(str(err)) if err else None,
         )
         producer.poll(0)

@@ -273,12 +273,15 @@ class Collector:
             value = codec.dumps(envelope)
             if len(value) > MAX_EVENT_BYTES:
                 raise HTTPError(413, f"event {envelope['id']!r} is larger than {MAX_EVENT_BYTES}")
-            records.append((topic, partition_key(envelope).encode(), value))
+            key = partition_key(envelope).encode()
+            # The broker timestamp is the receive time: the dataflow's progress reads it.
+            records.append((topic, key, value, envelope["received_at"]))
         # Bad events in an otherwise good batch are kept, with the reason, in the DLQ.
         for item in rejected:
             bad = messages[item["index"]] if item["index"] < len(messages) else None
             dead = {"reason": item["reason"], "source": "collector", "value": bad}
-            records.append((self._settings.dlq_topic, b"", codec.dumps(dead)[:MAX_EVENT_BYTES]))
+            value = codec.dumps(dead)[:MAX_EVENT_BYTES]
+            records.append((self._settings.dlq_topic, b"", value, int(time.time() * 1000)))
         return records
 
     def _authenticate(self, scope: Scope, body: dict[str, Any]) -> Site:

@@ -40,6 +40,8 @@ _TRACK_TYPES: Final = {
 _EVENT_CHANNEL_WORDS: Final = ("webinar", "trade show", "tradeshow", "conference", "meetup")
 
 # Ids that SDKs and broken sites send when they have none; never an identity.
+# Keys the dataflow reserves for addressing its workers start with this noncharacter.
+RESERVED_PREFIX: Final = "\U0010ffff"
 _JUNK_IDS: Final = frozenset(
     {"", "0", "-1", "null", "none", "nil", "nan", "undefined", "anonymous", "guest"}
     | {"unknown", "[object object]", "true", "false", "id", "email", "user"}
@@ -91,7 +93,10 @@ class Envelope(TypedDict):
 
 
 def is_junk_id(value: str) -> bool:
-    """True for placeholder ids (`null`, `undefined`, `"0"`...) that must never identify anyone."""
+    """True for placeholder ids (`null`, `undefined`, `"0"`...) that must never identify anyone,
+    and for ids starting with the noncharacter U+10FFFF (the dataflow's reserved key prefix)."""
+    if value.startswith(RESERVED_PREFIX):
+        return True
     return value.strip().strip("'\"").strip().lower() in _JUNK_IDS
 
 
@@ -337,6 +342,9 @@ def decode(raw: bytes | None) -> Envelope:
         data.setdefault(key, None)
         if data[key] is not None and not isinstance(data[key], str):
             raise InvalidEvent(f"{key} must be a string or null")
+    for key in ("anon_id", "user_id", "email", "account"):
+        if data[key] is not None and data[key].startswith(RESERVED_PREFIX):
+            raise InvalidEvent(f"{key} starts with a reserved character")
     for key in ("ts", "received_at"):
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool):

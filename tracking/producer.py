@@ -26,7 +26,7 @@ class BrokerUnavailable(DBLError):
     """The broker did not acknowledge: the client should retry later (503)."""
 
 
-Record = tuple[str, bytes, bytes]  # topic, key, value
+Record = tuple[str, bytes, bytes, int]  # topic, key, value, timestamp (the receive time, ms)
 
 
 class _Pending:
@@ -98,9 +98,11 @@ class EventProducer:
             return
         loop = asyncio.get_running_loop()
         pending = _Pending(loop, loop.create_future())
-        for count, (topic, key, value) in enumerate(records):
+        for count, (topic, key, value, timestamp) in enumerate(records):
             try:
-                self._producer.produce(topic, value, key, on_delivery=pending.acknowledged)
+                self._producer.produce(
+                    topic, value, key, timestamp=timestamp, on_delivery=pending.acknowledged
+                )
             except (BufferError, KafkaException) as exc:
                 # The local queue is full or the producer is failing: refuse the rest.
                 if isinstance(exc, KafkaException) and exc.args[0].fatal():

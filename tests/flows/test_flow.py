@@ -19,19 +19,36 @@ from tracking.envelope import Envelope
 MINUTE = 60_000
 
 
-def _message(value: bytes, offset: int) -> KafkaSourceMessage[bytes | None, bytes | None]:
-    return KafkaSourceMessage(key=b"k", value=value, topic="events", partition=0, offset=offset)
+def as_messages(items: list[Envelope | bytes]) -> list[KafkaSourceMessage[bytes, bytes]]:
+    """Broker messages as the collector writes them: stamped with the receive time."""
+    messages = []
+    stamp = T0
+    for offset, item in enumerate(items):
+        if not isinstance(item, bytes):
+            stamp = item["received_at"]
+        value = item if isinstance(item, bytes) else codec.dumps(item)
+        messages.append(
+            KafkaSourceMessage(
+                key=b"k",
+                value=value,
+                topic="events",
+                partition=0,
+                offset=offset,
+                timestamp=(1, stamp),
+            )
+        )
+    return messages
 
 
 def run_flow(items: list[Envelope | bytes], workers: int) -> dict[str, Any]:
     """Run the real flow over `items`; returns the final profiles, alerts and DLQ records."""
-    values = [i if isinstance(i, bytes) else codec.dumps(i) for i in items]
-    messages = [_message(value, n) for n, value in enumerate(values)]
+    messages = as_messages(items)
     profiles: list[ProfileWrite] = []
     alerts: list[Any] = []
     dead: list[Any] = []
     flow = build_flow(
         Settings(),
+        workers=workers,
         events=TestingSource(messages, batch_size=4),
         profiles=TestingSink(profiles),
         alerts=TestingSink(alerts),

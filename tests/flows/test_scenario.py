@@ -2,9 +2,9 @@
 fires once, at the right signal, and no other alert fires.
 
 The expectations are worked out by hand from `config/scoring.toml` (comments give the
-arithmetic), not by running the scoring code. One worker: which of a person's signals
-crosses a line must not depend on how signals arriving by different paths (a cookie, the
-contact) interleave across workers, and that guarantee belongs to identity resolution.
+arithmetic), not by running the scoring code. The same on 1 and 3 workers: which of a
+person's signals crosses a line must not depend on how signals arriving by different paths
+(a cookie, the contact) interleave across workers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from config.scoring import DAY_MS, MINUTE_MS
 from tests.conftest import T0, envelope
@@ -186,8 +188,9 @@ def _play_month(workers: int) -> tuple[list[Person], dict[str, Any]]:
     return people, run_flow(stream, workers)
 
 
-def test_a_month_of_signals_raises_exactly_the_expected_alerts():
-    people, out = _play_month(workers=1)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_month_of_signals_raises_exactly_the_expected_alerts(workers: int):
+    people, out = _play_month(workers)
     assert len(people) >= 36
 
     actual: dict[str, list[tuple[str, str | None]]] = defaultdict(list)

@@ -16,6 +16,7 @@ from tests.conftest import T0, envelope, page_view
 from tracking.envelope import Envelope
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
+ORDER = (0, 0, "", "lead")  # where a cooling update stands in the stream (not under test)
 VP = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
 SMALL = {"company_size": 60, "country": "US"}  # fit 20: C, the lowest fit that alerts
 
@@ -154,12 +155,12 @@ def test_cooling_is_scheduled_in_event_time_and_fires_once():
         )
 
     assert total(cooling_at) < 25 <= total(cooling_at - MINUTE_MS)
-    assert cool_if_due(lead.profile, cooling_at - MINUTE_MS, MODEL) is None
-    cooled = cool_if_due(lead.profile, cooling_at, MODEL)
+    assert cool_if_due(lead.profile, cooling_at - MINUTE_MS, MODEL, ORDER) is None
+    cooled = cool_if_due(lead.profile, cooling_at, MODEL, ORDER)
     assert cooled is not None
     (alert,) = cooled.alerts
     assert (alert["kind"], alert["ts"], alert["grade"]) == ("cooling", cooling_at, "A3")
-    assert cool_if_due(lead.profile, cooling_at + DAY_MS, MODEL) is None, "only once"
+    assert cool_if_due(lead.profile, cooling_at + DAY_MS, MODEL, ORDER) is None, "only once"
 
 
 def test_a_later_signal_reports_a_cooling_that_happened_before_it():

@@ -1,0 +1,96 @@
+"""The dataflow's input: the events topic, with progress markers behind each batch."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from bytewax.connectors.kafka import KafkaSource
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka.admin import AdminClient
+
+from config.settings import Settings
+from dataflows.ordering import Progress
+
+# Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
+# which would be added to every alert's latency).
+LOW_LATENCY_FETCH = {"fetch.wait.max.ms": "5"}
+
+
+class EventsSource(KafkaSource):
+    """The events topic, read by consumers that do not wait on the broker for more data.
+
+    KafkaSource hands `add_config` to its admin client too, which warns about a consumer-only
+    setting; this lists the partitions with a plain admin client instead (same part names).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)
+        self._bootstrap = settings.brokers
+        self._topic = settings.events_topic
+
+    def list_parts(self) -> list[str]:
+        """Each partition of the events topic, named as KafkaSource names them."""
+        metadata = AdminClient({"bootstrap.servers": self._bootstrap}).list_topics(self._topic)
+        return [
+            f"{index}-{self._topic}" for index in sorted(metadata.topics[self._topic].partitions)
+        ]
+
+
+class _ProgressPartition(StatefulSourcePartition[Any, Any]):
+    def __init__(
+        self, inner: StatefulSourcePartition[Any, Any], part: str, idle_lag_ms: int
+    ) -> None:
+        self._inner = inner
+        self._part = part
+        self._idle_lag_ms = idle_lag_ms
+        self._received_to = -1
+
+    def next_batch(self) -> list[Any]:
+        batch = list(self._inner.next_batch())
+        received_to = self._received_to
+        for message in batch:
+            stamp = getattr(message, "timestamp", None)
+            if stamp is not None and stamp[1] > received_to:
+                received_to = stamp[1]
+        if not batch:
+            # Caught up: anything still to come will be stamped from about now on.
+            received_to = max(received_to, int(time.time() * 1000) - self._idle_lag_ms)
+        if received_to > self._received_to:
+            self._received_to = received_to
+            batch.append(Progress(self._part, received_to))
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ProgressSource(FixedPartitionedSource[Any, Any]):
+    """Wraps a partitioned source of broker messages: after each batch a partition emits
+    `Progress(part, t)`, t being the latest message timestamp (the collector's receive time)
+    it has read; a caught-up partition reports the wall clock less `idle_lag_ms`.
+
+    >>> source = ProgressSource(EventsSource(Settings()), idle_lag_ms=200)
+    """
+
+    def __init__(self, inner: FixedPartitionedSource[Any, Any], idle_lag_ms: int) -> None:
+        self._inner = inner
+        self._idle_lag_ms = idle_lag_ms
+
+    def list_parts(self) -> list[str]:
+        """The wrapped source's partitions."""
+        return self._inner.list_parts()
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any | None
+    ) -> _ProgressPartition:
+        """The wrapped partition, followed by progress markers."""
+        inner = self._inner.build_part(step_id, for_part, resume_state)
+        return _ProgressPartition(inner, for_part, self._idle_lag_ms)
