@@ -1,0 +1,106 @@
+"""Random multi-channel streams through the real flow give exactly the reference's profiles
+and alerts, on 1 worker, 3 workers and a cluster of 2 processes.
+
+People browse on several cookies, identify on some (sometimes a cookie of somebody else: a
+shared device), fill forms, open and click emails; SDKs resend events (duplicates), some
+signals arrive late, and partitions are read by different workers, so a contact's signals
+reach the score step by different paths in any interleaving.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config.scoring import load_scoring_model
+from config.settings import Settings
+from tests.conftest import T0, envelope
+from tests.flows.partitioned import partitioned, run_cluster, run_in_process
+from tests.reference import Reference
+from tracking.envelope import Envelope
+
+PEOPLE = ["ana@acme.com", "bo@acme.com", "cy@globex.com", "di@gmail.com"]
+TRAITS = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
+PAGES = ["/pricing", "/blog", "/demo", "/product", "/careers"]
+
+# One step of somebody's behaviour: (kind, person index, cookie index, page index).
+steps = st.tuples(
+    st.sampled_from(["page", "page", "page", "identify", "form", "open", "click", "repeat"]),
+    st.integers(0, len(PEOPLE) - 1),
+    st.integers(0, 2),
+    st.integers(0, len(PAGES) - 1),
+    st.integers(1, 90_000),  # ms since the previous signal was received
+    st.sampled_from([0, 0, 0, 2_000, 3_600_000]),  # how late it arrives after it happened
+)
+
+
+def _signal(kind: str, person: int, cookie: int, page: int, received: int, late: int) -> Envelope:
+    email = PEOPLE[person]
+    anon = f"c{person}-{cookie}"
+    common = {"id": uuid.uuid4().hex, "received_at": received, "ts": received - late}
+    if kind == "page":
+        return envelope(anon_id=anon, context={"page": {"path": PAGES[page]}}, **common)
+    if kind == "identify":
+        return envelope(type="identify", anon_id=anon, email=email, props=TRAITS, **common)
+    if kind == "form":
+        props = {"form_id": "demo-request", **TRAITS}
+        return envelope(type="form_submit", anon_id=anon, email=email, props=props, **common)
+    channel = {"channel": "email", "anon_id": None, "email": email, "trust": "server"}
+    return envelope(type=f"email_{kind}", props={"campaign": "launch"}, **channel, **common)
+
+
+def stream(plan: list[tuple[str, int, int, int, int, int]]) -> list[Envelope]:
+    """The signals of a plan, in the order the collector received them."""
+    signals: list[Envelope] = []
+    received = T0
+    for kind, person, cookie, page, gap, late in plan:
+        received += gap
+        if kind == "repeat":
+            if signals:  # an SDK resending an earlier event, a little later
+                signals.append({**signals[page % len(signals)], "received_at": received})
+            continue
+        signals.append(_signal(kind, person, cookie, page, received, late))
+    return signals
+
+
+def expected(signals: list[Envelope]) -> tuple[dict[str, Any], list[Any]]:
+    settings_ = Settings()
+    model = load_scoring_model(settings_.config_dir / "scoring.toml")
+    return Reference(model, settings_).run(signals)
+
+
+def by_id(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    ids = [a["id"] for a in alerts]
+    assert len(ids) == len(set(ids)), "every alert once"
+    return {a["id"]: a for a in alerts}
+
+
+PLANS = st.lists(steps, min_size=5, max_size=60)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@FAST
+@given(plan=PLANS, partitions=st.integers(1, 4))
+def test_the_flow_equals_the_reference(workers: int, plan, partitions: int):
+    signals = stream(plan)
+    profiles, alerts = run_in_process(partitioned(signals, partitions), workers)
+    want_profiles, want_alerts = expected(signals)
+    assert profiles == want_profiles
+    assert by_id(alerts) == by_id(want_alerts)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(steps, min_size=30, max_size=60))
+def test_a_cluster_of_two_processes_equals_the_reference(plan, tmp_path_factory):
+    signals = stream(plan)
+    directory: Path = tmp_path_factory.mktemp("cluster")
+    profiles, alerts = run_cluster(partitioned(signals, 4), directory)
+    want_profiles, want_alerts = expected(signals)
+    assert profiles == want_profiles
+    assert by_id(alerts) == by_id(want_alerts)
