@@ -72,6 +72,11 @@ class CountingSink(DynamicSink[Any]):
         return _Partition()
 
 
+def received_at(value: bytes) -> int:
+    """An envelope's receive time: the collector writes it as the broker timestamp."""
+    return int(codec.loads(value)["received_at"])
+
+
 def make_events(visitors: int, seed: int) -> list[tuple[bytes, bytes]]:
     """(key, envelope JSON) for a realistic mix of visitors, in receive order."""
     rng = random.Random(seed)
@@ -193,7 +198,9 @@ def main() -> None:
         for key, value in events:
             while True:
                 try:
-                    producer.produce(settings.events_topic, value, key)
+                    producer.produce(
+                        settings.events_topic, value, key, timestamp=received_at(value)
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -229,11 +236,12 @@ def main() -> None:
         print(f"{name:<46} {rate:>10,.0f} {rate / ceiling:>10.0%}")
 
 
-def dbl_flow(settings: Settings) -> Dataflow:
+def dbl_flow(settings: Settings, workers: int = 1) -> Dataflow:
     """The DBL flow reading the events topic to its end, into counting sinks."""
     source = KafkaSource([settings.brokers], [settings.events_topic], tail=False)
     return build_flow(
         settings,
+        workers=workers,
         events=source,
         profiles=CountingSink(),
         alerts=CountingSink(),

@@ -16,24 +16,27 @@ import time
 from bytewax.dataflow import Dataflow
 from confluent_kafka import Producer
 
-from bench.dataflow import dbl_flow, make_events
+from bench.dataflow import dbl_flow, make_events, received_at
 from config.settings import Settings
+from dataflows.__main__ import cluster_workers
 from dbl.embedded import EmbeddedBroker, free_port
 from dbl.topics import ensure_topics
 
 
-def flow() -> Dataflow:
-    """The benchmark's DBL flow, for `bytewax.run` (settings from the environment)."""
-    return dbl_flow(Settings.from_environment())
+def flow(workers: int) -> Dataflow:
+    """The benchmark's DBL flow for a cluster of `workers`, for `bytewax.run` (settings from
+    the environment)."""
+    return dbl_flow(Settings.from_environment(), workers)
 
 
 def run(settings: Settings, layouts: list[list[str]]) -> float:
     """Start one `bytewax.run` per argument list; seconds until all have finished."""
     env = {**os.environ, **settings.as_environment()}
+    workers = cluster_workers(layouts[0])  # every process of a layout is in one cluster
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "bench.scaling:flow()", *args],
+            [sys.executable, "-m", "bytewax.run", f"bench.scaling:flow({workers})", *args],
             env=env,
             stderr=subprocess.DEVNULL,
         )
@@ -55,7 +58,7 @@ def main() -> None:
         ensure_topics(settings)
         producer = Producer({"bootstrap.servers": settings.brokers, "linger.ms": 20})
         for key, value in events:
-            producer.produce(settings.events_topic, value, key)
+            producer.produce(settings.events_topic, value, key, timestamp=received_at(value))
             producer.poll(0)
         producer.flush(60)
         addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
