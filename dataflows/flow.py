@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic, StatefulLogic
 from bytewax.outputs import Sink
@@ -56,6 +56,8 @@ from dataflows.workers import worker_keys, worker_of
 from dbl import codec
 from dbl.redis_keys import RedisKeys
 from tracking.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
+
+T = TypeVar("T")
 
 MAX_DLQ_VALUE_CHARS = 4096
 COOLING_CHECK = timedelta(seconds=30)
@@ -345,14 +347,25 @@ def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
     return [] if account is None else [(account, Sequenced(value.order, (account, value.view)))]
 
 
-def _lead_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[LeadUpdate]:
+def _data(kv: tuple[str, T | Progress]) -> list[T]:
+    """A step's output without its key and without progress markers (where they end)."""
     value = kv[1]
     return [] if isinstance(value, Progress) else [value]
 
 
-def _outcomes(kv: tuple[str, Outcome | Progress]) -> list[Outcome]:
-    value = kv[1]
-    return [] if isinstance(value, Progress) else [value]
+def _in_order(
+    name: str,
+    items: Stream[Any],
+    senders: frozenset[str],
+    on_progress: Callable[[int], None],
+    workers: int,
+) -> Stream[tuple[str, Any]]:
+    """Step `order_<name>`: (key, Sequenced) items and progress markers in; the items out
+    in stream order, keyed by worker, each followed by this worker's progress."""
+    routed = op.flat_map(f"to_order_{name}", items, lambda item: _to_reorder(item, workers))
+    return op.stateful_batch(
+        f"order_{name}", routed, lambda r: Reorder(name, senders, on_progress, r)
+    )
 
 
 def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
@@ -414,14 +427,12 @@ def build_flow(
     # A contact's signals come from each of its cookies and from its own key, by way of
     # different workers: put them back into one order before scoring.
     signal_senders = frozenset(f"{part}@{w}" for part in parts for w in every_worker)
-    signals = op.stateful_batch(
-        "order_signals",
-        op.flat_map(
-            "to_order_signals",
-            op.flat_map("signals_for_contacts", outcomes, _signals_for_contacts),
-            lambda item: _to_reorder(item, workers),
-        ),
-        lambda r: Reorder("signals", signal_senders, clock.observe, r),
+    signals = _in_order(
+        "signals",
+        op.flat_map("signals_for_contacts", outcomes, _signals_for_contacts),
+        signal_senders,
+        clock.observe,
+        workers,
     )
     to_score = op.map(
         "key_contact",
@@ -429,22 +440,20 @@ def build_flow(
         lambda kv: _released_to_key(kv[1], workers, lambda tc: str(tc.person)),
     )
     scored = op.stateful("score", to_score, lambda r: ScoreLead(model, clock, r))
-    lead_updates = op.flat_map("lead_updates", scored, _lead_updates)
+    lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
 
     # An account's contacts are scored on different workers: the same again.
     update_senders = frozenset(f"signals@{w}" for w in every_worker)
-    account_views = op.stateful_batch(
-        "order_accounts",
-        op.flat_map(
-            "to_order_accounts",
-            op.flat_map("account_updates", scored, _account_updates),
-            lambda item: _to_reorder(item, workers),
-        ),
-        lambda r: Reorder("accounts", update_senders, _ignore, r),
+    account_views = _in_order(
+        "accounts",
+        op.flat_map("account_updates", scored, _account_updates),
+        update_senders,
+        _ignore,
+        workers,
     )
     surges = op.stateful(
         "rollup_account",
-        op.flat_map("key_account", account_views, _account_view),
+        op.flat_map("key_account", account_views, _data),
         lambda r: RollupAccount(model, r),
     )
 
@@ -452,7 +461,7 @@ def build_flow(
         "profile_writes",
         op.flat_map(
             "anonymous_profile",
-            op.flat_map("outcomes", outcomes, _outcomes),
+            op.flat_map("outcomes", outcomes, _data),
             lambda outcome: _anonymous_writes(model, outcome),
         ),
         op.map("contact_profile", lead_updates, _contact_write),
@@ -472,12 +481,6 @@ def build_flow(
     alerts_sink: Sink[Any] = alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic)
     op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
     return flow
-
-
-def _account_view(kv: tuple[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Released (account, view) pairs, keyed by account; progress ends here."""
-    value = kv[1]
-    return [] if isinstance(value, Progress) else [value]
 
 
 def _ignore(_: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -76,7 +76,7 @@ class ReorderBuffer:
 
     heap: list[tuple[OrderKey, int, Any]] = field(default_factory=list)
     released_to: int = -1
-    _arrivals: Iterable[int] = field(default_factory=itertools.count)
+    _arrivals: Iterator[int] = field(default_factory=itertools.count)
 
     def __getstate__(self) -> tuple[list[tuple[OrderKey, int, Any]], int]:
         return self.heap, self.released_to
@@ -90,7 +90,7 @@ class ReorderBuffer:
         cannot wait for anything and is released at once."""
         if key[0] < self.released_to:
             return [item]
-        heapq.heappush(self.heap, (key, next(self._arrivals), item))  # type: ignore[call-overload]
+        heapq.heappush(self.heap, (key, next(self._arrivals), item))
         return []
 
     def release(self, watermark: int) -> list[Any]:
