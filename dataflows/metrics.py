@@ -29,3 +29,7 @@ CONTACTS = STATE_KEYS.labels("score")
 DUPLICATES = Counter(
     "dbl_dataflow_duplicates_total", "Events dropped because their message id was seen before."
 )
+REDIS_RETRIES = Counter(
+    "dbl_dataflow_redis_retries_total",
+    "Profile write batches retried because Redis was unavailable (processing waits).",
+)

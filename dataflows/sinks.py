@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import redis
 from bytewax.connectors.kafka import KafkaSink
@@ -11,12 +13,16 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from alerts.routing import route
 from config.routing import Routing
+from dataflows import metrics
 from dataflows.identity import ANONYMOUS_PREFIX
 from dbl import codec
 from dbl.redis_keys import RedisKeys
 
+log = logging.getLogger("dbl.dataflow")
+
 ANONYMOUS_PROFILE_TTL_S = 90 * 86_400
 RECENT_KEPT_MS = 86_400_000
+REDIS_RETRY_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,18 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
         self._routing = routing
 
     def write_batch(self, items: list[ProfileWrite]) -> None:
+        """Write the batch, waiting out Redis outages: the dataflow keeps its place (a
+        replayed batch writes the same values again)."""
+        while True:
+            try:
+                self._write(items)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                metrics.REDIS_RETRIES.inc()
+                log.warning("Redis unavailable, retrying %d profile writes: %s", len(items), exc)
+                time.sleep(REDIS_RETRY_S)
+
+    def _write(self, items: list[ProfileWrite]) -> None:
         # One pipeline per batch: one round trip however many profiles changed.
         pipe = self._client.pipeline(transaction=False)
         for item in items:

