@@ -50,7 +50,7 @@ from dataflows.ordering import (
     signal_order,
 )
 from dataflows.profile import Profile, assess
-from dataflows.sinks import ProfileWrite, RedisProfileSink, reliable_kafka_sink
+from dataflows.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
 from dataflows.sources import EventsSource, ProgressSource
 from dataflows.workers import worker_keys, worker_of
 from dbl import codec
@@ -417,7 +417,7 @@ def build_flow(
     )
     decoded = op.map("decode", messages, decode_message)
     invalid = op.branch("split_invalid", decoded, _is_rejected)
-    dlq_sink: Sink[Any] = dead_letters or reliable_kafka_sink(settings.brokers, settings.dlq_topic)
+    dlq_sink: Sink[Any] = dead_letters or ReliableKafkaSink(settings.brokers, settings.dlq_topic)
     op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
 
     people = op.filter("drop_machines", invalid.falses, _is_person)
@@ -478,7 +478,7 @@ def build_flow(
         op.flat_map("lead_alerts", lead_updates, lambda u: u.alerts),
         op.map("account_alerts", surges, lambda kv: kv[1]),
     )
-    alerts_sink: Sink[Any] = alerts or reliable_kafka_sink(settings.brokers, settings.alerts_topic)
+    alerts_sink: Sink[Any] = alerts or ReliableKafkaSink(settings.brokers, settings.alerts_topic)
     op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
     return flow
 

@@ -33,3 +33,7 @@ REDIS_RETRIES = Counter(
     "dbl_dataflow_redis_retries_total",
     "Profile write batches retried because Redis was unavailable (processing waits).",
 )
+KAFKA_RETRIES = Counter(
+    "dbl_dataflow_kafka_retries_total",
+    "Output batches sent again because the broker did not take them (processing waits).",
+)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import redis
-from bytewax.connectors.kafka import KafkaSink
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaError, Producer
 
 from alerts.routing import route
 from config.routing import Routing
@@ -107,10 +108,86 @@ class RedisProfileSink(DynamicSink[ProfileWrite]):
         return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys, self._routing)
 
 
-def reliable_kafka_sink(brokers: str, topic: str) -> KafkaSink:
-    """A Kafka sink that waits for every replica (acks=all) and never duplicates on retry."""
-    return KafkaSink(
-        [brokers],
-        topic,
-        add_config={"acks": "all", "enable.idempotence": "true", "linger.ms": "5"},
-    )
+KAFKA_RETRY_S: Final = 1.0
+# How long the producer keeps trying one message before reporting it failed: the sink then
+# logs and sends it again (nothing is dropped), so this only paces the warnings.
+MESSAGE_TIMEOUT_MS: Final = 30_000
+
+
+class _ReliableKafkaPartition(StatelessSinkPartition[KafkaSinkMessage[Any, Any]]):
+    def __init__(self, config: dict[str, Any], topic: str) -> None:
+        self._config = config
+        self._topic = topic
+        self._producer = Producer(config)
+
+    def write_batch(self, items: list[KafkaSinkMessage[Any, Any]]) -> None:
+        """Produce the batch and wait until the broker acknowledged every message; from the
+        first failed one on, the rest is sent again (in order) until it is."""
+        pending = items
+        while pending:
+            failed_at = self._produce_all(pending)
+            if failed_at is None:
+                return
+            metrics.KAFKA_RETRIES.inc()
+            log.warning(
+                "broker did not take %d messages for %s, retrying", len(pending), self._topic
+            )
+            time.sleep(KAFKA_RETRY_S)
+            pending = pending[failed_at:]
+
+    def _produce_all(self, items: list[KafkaSinkMessage[Any, Any]]) -> int | None:
+        """Produce and flush; the index of the first message that failed, if any."""
+        failures: list[int] = []
+        fatal = False
+
+        def acknowledged(index: int, error: KafkaError | None) -> None:
+            nonlocal fatal
+            if error is not None:
+                failures.append(index)
+                fatal = fatal or error.fatal()
+
+        for index, message in enumerate(items):
+            self._produce(message, lambda err, _msg, i=index: acknowledged(i, err))
+        self._producer.flush()
+        if fatal:
+            # An idempotent producer whose id the broker forgot (e.g. a memory-only broker
+            # restarted) cannot go on: start a new one.
+            self._producer = Producer(self._config)
+        return min(failures) if failures else None
+
+    def _produce(self, message: KafkaSinkMessage[Any, Any], on_delivery: Any) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic, message.value, message.key, on_delivery=on_delivery
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # the local queue is full: let deliveries drain
+
+    def close(self) -> None:
+        self._producer.flush()
+
+
+class ReliableKafkaSink(DynamicSink[KafkaSinkMessage[Any, Any]]):
+    """A Kafka topic that loses nothing: every message waits for all replicas (acks=all),
+    is never duplicated by the producer's own retries (idempotence), and is sent again until
+    the broker takes it (Bytewax's KafkaSink drops what the broker refused). While the broker
+    is down the dataflow waits here and keeps its place.
+
+    >>> sink = ReliableKafkaSink("127.0.0.1:9092", "dbl.alerts")
+    """
+
+    def __init__(self, brokers: str, topic: str) -> None:
+        self._config = {
+            "bootstrap.servers": brokers,
+            "acks": "all",
+            "enable.idempotence": "true",
+            "linger.ms": "5",
+            "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+        }
+        self._topic = topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ReliableKafkaPartition:
+        """One producer per worker."""
+        return _ReliableKafkaPartition(self._config, self._topic)

