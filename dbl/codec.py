@@ -5,6 +5,7 @@ from typing import Any
 import orjson
 
 JSONDecodeError = orjson.JSONDecodeError
+JSONEncodeError = orjson.JSONEncodeError
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import reprlib
 import time
 from collections import Counter
 from importlib import resources
@@ -279,8 +280,7 @@ class Collector:
         # Bad events in an otherwise good batch are kept, with the reason, in the DLQ.
         for item in rejected:
             bad = messages[item["index"]] if item["index"] < len(messages) else None
-            dead = {"reason": item["reason"], "source": "collector", "value": bad}
-            value = codec.dumps(dead)[:MAX_EVENT_BYTES]
+            value = _dead_letter(item["reason"], bad)
             records.append((self._settings.dlq_topic, b"", value, int(time.time() * 1000)))
         return records
 
@@ -332,6 +332,31 @@ class Collector:
             body = self._snippet_gz
             headers.append((b"content-encoding", b"gzip"))
         await respond(send, 200, body, headers, content_type=b"text/javascript; charset=utf-8")
+
+
+def _excerpter() -> reprlib.Repr:
+    """A bounded sketch of anything: depth, items and string lengths capped."""
+    sketch = reprlib.Repr()
+    sketch.maxlevel, sketch.maxdict, sketch.maxlist = 6, 50, 50
+    sketch.maxstring, sketch.maxother = 4096, 200
+    return sketch
+
+
+_EXCERPT = _excerpter()
+
+
+def _dead_letter(reason: str, bad: Any) -> bytes:
+    """The DLQ record of a refused batch item: always valid JSON, at most MAX_EVENT_BYTES. An
+    item too large or too deep to keep as JSON is kept as the start of its text instead."""
+    record = {"reason": reason, "source": "collector", "value": bad}
+    try:
+        value = codec.dumps(record)
+    except codec.JSONEncodeError:
+        value = b""
+    if not value or len(value) > MAX_EVENT_BYTES:
+        excerpt = _EXCERPT.repr(bad)
+        value = codec.dumps({**record, "value": None, "value_excerpt": excerpt})
+    return value
 
 
 def _basic_username(value: bytes | None) -> str | None:

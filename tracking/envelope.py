@@ -19,6 +19,9 @@ from tracking.machines import REASONS, email_machine, web_bot
 
 MAX_ID_CHARS: Final = 200
 MAX_TEXT_CHARS: Final = 2048
+# Properties and traits are flat in practice; anything nested deeper is refused, so no reader
+# down the line (the dataflow, the profile API, a rep's browser) pays for someone's bomb.
+MAX_NESTING: Final = 16
 # Trusted sources may backdate events (imports) but not by more than this, nor post-date.
 MAX_PAST_MS: Final = 366 * 86_400_000
 MAX_FUTURE_MS: Final = 5 * 60_000
@@ -139,6 +142,7 @@ def from_segment(
     contact proven by a signed link: it becomes the email, with trust `signed`."""
     if not isinstance(message, dict):
         raise InvalidEvent("an event must be a JSON object")
+    _check_nesting(message)
     segment_type = call_type or _text(message, "type", required=True)
     if segment_type not in SEGMENT_TYPES:
         raise InvalidEvent(f"type must be one of {sorted(SEGMENT_TYPES)}, got {segment_type!r}")
@@ -335,6 +339,7 @@ def decode(raw: bytes | None) -> Envelope:
         raise InvalidEvent(f"the value is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidEvent("the value is not a JSON object")
+    _check_nesting(data)
     for key in _REQUIRED_TEXT:
         if not isinstance(data.get(key), str) or not data[key]:
             raise InvalidEvent(f"{key} must be a non-empty string")
@@ -364,6 +369,21 @@ def decode(raw: bytes | None) -> Envelope:
     if not (data["anon_id"] or data["user_id"] or data["email"]):
         raise InvalidEvent("the event has neither anon_id, user_id nor email")
     return data  # type: ignore[return-value]
+
+
+def _check_nesting(event: dict[str, Any]) -> None:
+    """Refuse objects and arrays nested more than MAX_NESTING levels deep."""
+    level: list[Any] = [event]
+    for _ in range(MAX_NESTING):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return
+    raise InvalidEvent(f"the event nests deeper than {MAX_NESTING} levels")
 
 
 def _check_context(context: dict[str, Any]) -> None:
