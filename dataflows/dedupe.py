@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from dataflows.compact import Compact
+
 PRUNE_EVERY = 32
 
 
@@ -15,7 +17,7 @@ def fingerprint(message_id: str) -> int:
 
 
 @dataclass(slots=True)
-class SeenIds:
+class SeenIds(Compact):
     """The message ids one key has sent within the window, with when they were received."""
 
     seen: dict[int, int] = field(default_factory=dict)

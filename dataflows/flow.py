@@ -101,51 +101,81 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
     return KafkaSinkMessage(msg.key, codec.dumps(record))
 
 
-class Identify(StatefulLogic[Envelope | Progress, Outcome | Progress, bytes]):
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """What every key of the identify step shares: one object, not four fields per key."""
+
+    model: ScoringModel
+    clock: EventClock
+    dedupe_window_ms: int
+    anonymous_ttl_ms: int
+
+
+class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes]):
     """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
     signal it is. A cookie keeps its anonymous history until someone claims it, then routes
     to them; one nobody claimed is forgotten after the anonymous TTL of event time.
-    Progress markers (sent to worker keys) pass straight through, behind the data."""
+    Progress markers (sent to worker keys) pass straight through, behind the data.
 
-    def __init__(
-        self, model: ScoringModel, clock: EventClock, settings: Settings, resume: bytes | None
-    ) -> None:
-        self._model = model
-        self._clock = clock
-        self._window_ms = int(settings.dedupe_window_s * 1000)
-        self._ttl_ms = int(settings.anonymous_ttl_s * 1000)
-        state: tuple[SeenIds, Cookie] = (
-            pickle.loads(resume) if resume is not None else (SeenIds(), Cookie())
-        )
-        self._seen, self._cookie = state
+    There is one of these per visitor, so the state stays packed (pickled) between batches:
+    a few hundred bytes instead of a few kilobytes of live objects, and the snapshot is
+    ready-made. (A batch logic, not a `stateful` one: no wrapper object per key either.)"""
+
+    # No per-instance __dict__: these slots are all a visitor costs here.
+    __slots__ = ("_counted", "_idle_after", "_packed", "_rules")
+
+    def __init__(self, rules: IdentityRules, resume: bytes | None) -> None:
+        self._rules = rules
+        self._packed = resume if resume is not None else _pack(SeenIds(), Cookie())
         self._counted = False
+        self._idle_after = self._idle_time(_unpack(self._packed)[1])
 
-    def on_item(self, value: Envelope | Progress) -> tuple[Iterable[Outcome | Progress], bool]:
-        if isinstance(value, Progress):
-            return [replace(value, sender=f"{value.sender}@{value.to}")], StatefulLogic.RETAIN
-        if not self._seen.first_time(value["id"], value["received_at"], self._window_ms):
+    def on_batch(
+        self, values: list[Envelope | Progress]
+    ) -> tuple[Iterable[Outcome | Progress], bool]:
+        out: list[Outcome | Progress] = []
+        state: tuple[SeenIds, Cookie] | None = None
+        for value in values:
+            if isinstance(value, Progress):
+                out.append(replace(value, sender=f"{value.sender}@{value.to}"))
+                continue
+            state = state or _unpack(self._packed)
+            out += self._identify(*state, value)
+        if state is not None:
+            self._packed = _pack(*state)
+            self._idle_after = self._idle_time(state[1])
+        return out, StatefulBatchLogic.RETAIN
+
+    def _identify(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
+        rules = self._rules
+        if not seen.first_time(value["id"], value["received_at"], rules.dedupe_window_ms):
             metrics.DUPLICATES.inc()
-            return [], StatefulLogic.RETAIN
+            return []
         anon_id = value["anon_id"]
         if anon_id is None:
             person, how = _contact_of(value), how_recognized(value)
-            return [Outcome(to_contact=ToContact(person, value, how))], StatefulLogic.RETAIN
+            return [Outcome(to_contact=ToContact(person, value, how))]
         if not self._counted:
             metrics.COOKIES.inc()
             self._counted = True
-        if idle_too_long(self._cookie, value["ts"], self._ttl_ms):
-            self._cookie = Cookie()
-        linked_before = self._cookie.contact
-        outcome = resolve(self._cookie, anon_id, value, self._model)
-        if self._cookie.contact != linked_before:
-            metrics.IDENTITY_LINKS.labels(self._cookie.how).inc()
-        return [outcome], StatefulLogic.RETAIN
+        if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms):
+            cookie.contact, cookie.how, cookie.history = None, None, None
+        linked_before = cookie.contact
+        outcome = resolve(cookie, anon_id, value, rules.model)
+        if cookie.contact != linked_before:
+            metrics.IDENTITY_LINKS.labels(cookie.how).inc()
+        return [outcome]
+
+    def _idle_time(self, cookie: Cookie) -> int | None:
+        """Event time after which this cookie, unclaimed, is idle past the TTL."""
+        if cookie.contact is not None or cookie.history is None:
+            return None
+        return cookie.history.last_seen + self._rules.anonymous_ttl_ms
 
     def notify_at(self) -> datetime | None:
-        history = self._cookie.history
-        if self._cookie.contact is not None or history is None:
+        if self._idle_after is None:
             return None
-        return self._clock.wall_time_when(history.last_seen + self._ttl_ms)
+        return self._rules.clock.wall_time_when(self._idle_after)
 
     def on_notify(self) -> tuple[Iterable[Outcome], bool]:
         return [], self._forget_if_idle()
@@ -155,14 +185,23 @@ class Identify(StatefulLogic[Envelope | Progress, Outcome | Progress, bytes]):
 
     def _forget_if_idle(self) -> bool:
         # The dedupe window is far shorter than the TTL: nothing else is worth keeping.
-        if idle_too_long(self._cookie, self._clock.now(), self._ttl_ms):
+        if self._idle_after is not None and self._rules.clock.now() > self._idle_after:
             if self._counted:
                 metrics.COOKIES.dec()
-            return StatefulLogic.DISCARD
-        return StatefulLogic.RETAIN
+            return StatefulBatchLogic.DISCARD
+        return StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((self._seen, self._cookie), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._packed
+
+
+def _pack(seen: SeenIds, cookie: Cookie) -> bytes:
+    return pickle.dumps((seen, cookie), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(packed: bytes) -> tuple[SeenIds, Cookie]:
+    state: tuple[SeenIds, Cookie] = pickle.loads(packed)
+    return state
 
 
 class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
@@ -422,7 +461,10 @@ def build_flow(
 
     people = op.filter("drop_machines", invalid.falses, _is_person)
     keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
-    outcomes = op.stateful("identify", keyed, lambda r: Identify(model, clock, settings, r))
+    rules = IdentityRules(
+        model, clock, int(settings.dedupe_window_s * 1000), int(settings.anonymous_ttl_s * 1000)
+    )
+    outcomes = op.stateful_batch("identify", keyed, lambda r: Identify(rules, r))
 
     # A contact's signals come from each of its cookies and from its own key, by way of
     # different workers: put them back into one order before scoring.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from config.scoring import ScoringModel
+from dataflows.compact import Compact
 from dataflows.profile import Profile, apply_signal
 from tracking.envelope import Envelope, contact_key
 
@@ -35,7 +36,7 @@ def how_recognized(signal: Envelope) -> str:
 
 
 @dataclass(slots=True)
-class Cookie:
+class Cookie(Compact):
     """The identity state of one anonymous id."""
 
     contact: str | None = None

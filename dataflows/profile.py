@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from config.scoring import ScoringModel
+from dataflows.compact import Compact
 from dataflows.scoring import (
     Engagement,
     Fit,
@@ -32,7 +33,7 @@ KEPT_TRAITS: Final = (
 
 
 @dataclass(slots=True)
-class Profile:
+class Profile(Compact):
     """Everything kept about one person (a contact, or an anonymous cookie)."""
 
     person: str

@@ -22,6 +22,7 @@ from config.scoring import (
     Grid,
     ScoringModel,
 )
+from dataflows.compact import Compact
 
 # Contributions that decayed below this are dropped, keeping per-person state small.
 NEGLIGIBLE_POINTS = 0.01
@@ -35,7 +36,7 @@ def decay(points: float, elapsed_ms: float, half_life_ms: float) -> float:
 
 
 @dataclass(slots=True)
-class Engagement:
+class Engagement(Compact):
     """Decayed points per engagement rule, all as of event time `as_of` (ms)."""
 
     as_of: int = 0
