@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.memory
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

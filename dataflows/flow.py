@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Final, TypeGuard, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
@@ -126,9 +126,9 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
 
     def __init__(self, rules: IdentityRules, resume: bytes | None) -> None:
         self._rules = rules
-        self._packed = resume if resume is not None else _pack(SeenIds(), Cookie())
+        self._packed = resume if resume is not None else FRESH
         self._counted = False
-        self._idle_after = self._idle_time(_unpack(self._packed)[1])
+        self._idle_after = None if resume is None else self._idle_time(unpack_identity(resume)[1])
 
     def on_batch(
         self, values: list[Envelope | Progress]
@@ -139,10 +139,10 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
             if isinstance(value, Progress):
                 out.append(replace(value, sender=f"{value.sender}@{value.to}"))
                 continue
-            state = state or _unpack(self._packed)
+            state = state or unpack_identity(self._packed)
             out += self._identify(*state, value)
         if state is not None:
-            self._packed = _pack(*state)
+            self._packed = pack_identity(*state)
             self._idle_after = self._idle_time(state[1])
         return out, StatefulBatchLogic.RETAIN
 
@@ -195,11 +195,19 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
         return self._packed
 
 
-def _pack(seen: SeenIds, cookie: Cookie) -> bytes:
+# The packed state of a key seen for the first time (nothing to unpickle).
+FRESH: Final = b""
+
+
+def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
+    """A visitor's identity state as the identify step keeps it (and snapshots it)."""
     return pickle.dumps((seen, cookie), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _unpack(packed: bytes) -> tuple[SeenIds, Cookie]:
+def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
+    """The inverse of `pack_identity` (`FRESH` gives a new state)."""
+    if packed == FRESH:
+        return SeenIds(), Cookie()
     state: tuple[SeenIds, Cookie] = pickle.loads(packed)
     return state
 

@@ -339,7 +339,8 @@ def decode(raw: bytes | None) -> Envelope:
         raise InvalidEvent(f"the value is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidEvent("the value is not a JSON object")
-    _check_nesting(data)
+    if raw.count(b"{") + raw.count(b"[") > MAX_NESTING:  # else it cannot nest that deep
+        _check_nesting(data)
     for key in _REQUIRED_TEXT:
         if not isinstance(data.get(key), str) or not data[key]:
             raise InvalidEvent(f"{key} must be a non-empty string")

@@ -7,7 +7,6 @@ import contextlib
 import socket
 import struct
 import threading
-from types import TracebackType
 
 from dbl.embedded import free_port
 
@@ -60,12 +59,7 @@ class CuttableRelay:
         self.restore()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.cut()
 
 
