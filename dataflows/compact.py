@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copyreg
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 # The classes held in packed per-key state, each named in a pickle by a one-byte extension
@@ -38,18 +39,22 @@ class Compact:
     __slots__ = ()
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _field_names(type(self)))
+        state: tuple[Any, ...] = _layout(type(self))[1](self)
+        return state
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for name, value in zip(_field_names(type(self)), state, strict=True):
+        for name, value in zip(_layout(type(self))[0], state, strict=True):
             object.__setattr__(self, name, value)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# Per class: its field names, and one getter that reads them all into a tuple.
+_LAYOUTS: dict[type, tuple[tuple[str, ...], attrgetter[Any]]] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+def _layout(cls: type) -> tuple[tuple[str, ...], attrgetter[Any]]:
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        names = tuple(f.name for f in fields(cls))
+        assert len(names) > 1, "attrgetter returns a tuple only for two names or more"
+        layout = _LAYOUTS[cls] = (names, attrgetter(*names))
+    return layout

@@ -8,9 +8,11 @@ All times are event times in epoch milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import lru_cache
 from typing import Any
 
 from config.scoring import (
@@ -130,8 +132,14 @@ def _page_path(signal: Mapping[str, Any]) -> str:
 def _any_glob(value: Any, patterns: tuple[str, ...]) -> bool:
     if not isinstance(value, str) or not value:
         return False
-    text = value.lower()
-    return any(fnmatchcase(text, p.lower()) for p in patterns)
+    return _glob_matcher(patterns)(value.lower()) is not None
+
+
+@lru_cache(maxsize=4096)
+def _glob_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled, case-insensitive regular expression for a rule's glob patterns (each
+    signal is matched against the same few tuples, so they are compiled once)."""
+    return re.compile("|".join(f"(?:{translate(p.lower())})" for p in patterns)).match
 
 
 def capped_points(rule: EngagementRule, ts: int, given: dict[str, tuple[int, float]]) -> float:
@@ -178,7 +186,7 @@ def _fit_matches(rule: FitRule, value: Any) -> bool:
     text = str(value).strip().lower()
     if rule.values:
         return text in rule.values
-    return any(fnmatchcase(text, p) for p in rule.matches)
+    return bool(rule.matches) and _glob_matcher(rule.matches)(text) is not None
 
 
 def _leading_number(value: Any) -> float | None:
