@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from config.sites import Site
 from dbl import codec
 from dbl.errors import DBLError
+from tracking import user_hash
 from tracking.machines import REASONS, email_machine, web_bot
 
 MAX_ID_CHARS: Final = 200
@@ -153,6 +154,7 @@ def from_segment(
     email = normalize_email(signed_email or traits.get("email"))
     if anon_id is None and user_id is None and email is None:
         raise InvalidEvent("an event needs an anonymousId, a userId or an email trait")
+    verified = _verified_claim(context, site, user_id, email)
     event = _text(message, "event", required=segment_type == "track")
     envelope_type, channel = _type_and_channel(segment_type, event, message, context)
     props = traits if segment_type in ("identify", "group") else _object(message, "properties")
@@ -174,9 +176,29 @@ def from_segment(
         props=props,
         context=context_out,
         source=site.name,
-        trust="signed" if signed_email else site.trust,
+        trust="signed" if signed_email or verified else site.trust,
         machine=_machine(envelope_type, site, context_out.get("user_agent"), ip),
     )
+
+
+def _verified_claim(
+    context: dict[str, Any], site: Site, user_id: str | None, email: str | None
+) -> bool:
+    """True when the call carries a `context.user_hash` that signs its user id (or email)
+    with the site's secret (`tracking/user_hash.py`); False when it carries none. A hash
+    that does not check out is refused: the site's developer must see it, rather than get
+    a quietly weaker identity."""
+    given = context.get("user_hash")
+    if given is None:
+        return False
+    identity = user_id or email
+    if not isinstance(given, str) or identity is None:
+        raise InvalidEvent("user_hash must be a string, and the call needs a userId or email")
+    if site.secret is None:
+        raise InvalidEvent(f"user_hash given, but site {site.name!r} has no secret")
+    if not user_hash.signs(given, site.secret, identity):
+        raise InvalidEvent("user_hash does not sign this userId (or email)")
+    return True
 
 
 def _machine(kind: str, site: Site, user_agent: str | None, ip: str | None) -> str | None:

@@ -21,7 +21,7 @@ from config.sites import load_sites
 from dataflows.sinks import decode_profile
 from dbl.redis_keys import RedisKeys
 from tests.conftest import wait_until
-from tracking import email_links
+from tracking import email_links, user_hash
 
 pytestmark = pytest.mark.integration
 # Headless Chromium says "HeadlessChrome", which the collector rightly files as a bot.
@@ -140,6 +140,26 @@ def test_a_signed_email_click_links_the_browser_to_the_contact(
         ),
         what="later page views landing on the contact",
     )
+
+
+def test_an_identify_with_the_sites_user_hash_is_signed_and_a_forged_one_refused(
+    running_system: Settings, redis_client: redis.Redis, site: str, browser: Browser
+):
+    demo = load_sites(running_system.config_dir / "sites.toml")["wk_demo_browser"]
+    assert demo.secret is not None
+    good = user_hash.sign(demo.secret, "kim@initech.com")  # what the site's backend renders
+    page = browser.new_page(user_agent=PERSON)
+    page.goto(f"{site}/index.html")
+    page.wait_for_function(LOADED)
+    page.evaluate(f"dbl.identify('Kim@Initech.com', {{}}, {{userHash: '{good}'}})")
+    page.evaluate("dbl.identify('max@initech.com', {}, {userHash: 'forged'})")
+    kim = wait_until(
+        lambda: profile(running_system, redis_client, "kim@initech.com"), what="the signed one"
+    )
+    assert isinstance(kim, dict)
+    assert kim["recognized_by"] == "signed"
+    time.sleep(1)
+    assert profile(running_system, redis_client, "max@initech.com") is None, "refused (400)"
 
 
 def test_global_privacy_control_means_no_cookie_and_no_tracking(

@@ -4,6 +4,7 @@ import pytest
 
 from config.sites import Site
 from dbl import codec
+from tracking import user_hash
 from tracking.envelope import (
     MAX_PAST_MS,
     InvalidEvent,
@@ -157,3 +158,44 @@ def test_decode_refuses_hostile_envelopes(change, reason):
     env = build({"type": "page", "anonymousId": "c1"})
     with pytest.raises(InvalidEvent, match=reason):
         decode(codec.dumps({**env, **change}))
+
+
+SECRET = "a-site-secret-of-16+"
+SIGNING = Site("shop", "wk_shop", "browser", (), SECRET)
+ANA = {"email": "Ana@Acme.com"}
+
+
+@pytest.mark.parametrize(
+    ("who", "signed_id"),
+    [
+        ({"userId": "u-42", "traits": {"email": "Ana@Acme.com"}}, "u-42"),
+        ({"traits": {"email": "Ana@Acme.com"}}, "ana@acme.com"),
+    ],
+)
+def test_a_user_hash_from_the_sites_backend_raises_a_browser_claim_to_signed(who, signed_id):
+    context = {"user_hash": user_hash.sign(SECRET, signed_id).upper()}
+    env = build({"type": "identify", "anonymousId": "c1", "context": context, **who}, SIGNING)
+    assert env["trust"] == "signed"
+    assert "user_hash" not in env["context"]  # a credential, not data to keep
+    assert build({"type": "identify", "anonymousId": "c1", **who}, SIGNING)["trust"] == "browser"
+
+
+@pytest.mark.parametrize(
+    ("site", "message", "reason"),
+    [
+        (
+            SIGNING,
+            {
+                "userId": "u-42",
+                "context": {"user_hash": user_hash.sign("a-site-secret-of-16+", "u-7")},
+            },
+            "does not sign",
+        ),
+        (SIGNING, {"userId": "u-42", "context": {"user_hash": 42}}, "must be a string"),
+        (SIGNING, {"anonymousId": "c1", "context": {"user_hash": "ab"}}, "needs a userId or email"),
+        (BROWSER, {"userId": "u-42", "context": {"user_hash": "ab"}}, "has no secret"),
+    ],
+)
+def test_a_user_hash_that_does_not_check_out_is_refused(site, message, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        build({"type": "identify", **message}, site)

@@ -1,8 +1,9 @@
 /* DBL tracking snippet. Paste in <head>:
  *   <script async src="https://COLLECTOR/t.js?k=WRITE_KEY"></script>
  * Options on the URL: forms=1 (capture forms with an email field), consent=1 (wait for
- * dbl.consent(true)). API: dbl.identify(email, traits), dbl.track(name, props),
- * dbl.consent(bool). Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
+ * dbl.consent(true)). API: dbl.identify(email, traits, {userHash}), dbl.track(name, props),
+ * dbl.consent(bool). userHash: HMAC-SHA256 of the email under the site's secret, made by
+ * the site's backend; it raises the identify to trust "signed". Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
 (function (w, d, n) {
   "use strict";
   var me = d.currentScript, src = new URL(me.src), key = src.searchParams.get("k");
@@ -50,9 +51,10 @@
   }
   function page() { emit({ type: "page", properties: { path: location.pathname, url: location.href, title: d.title }, context: context() }); }
   var api = {
-    identify: function (email, traits) {
+    identify: function (email, traits, options) {
       var t = {}; for (var k in traits || {}) t[k] = traits[k]; t.email = email;
-      emit({ type: "identify", traits: t, context: context() });
+      var hash = options && options.userHash;
+      emit({ type: "identify", traits: t, context: context(hash ? { user_hash: String(hash) } : {}) });
     },
     track: function (name, props) { emit({ type: "track", event: String(name), properties: props || {}, context: context() }); },
     page: page,
