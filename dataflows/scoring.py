@@ -254,9 +254,19 @@ def leaves_sales_ready_at(
     while low - start < horizon_ms:
         high = low + step
         if not ready(high):
-            while high - low > 1000:
-                middle = low + (high - low) // 2
-                low, high = (middle, high) if ready(middle) else (low, middle)
-            return -(-high // MINUTE_MS) * MINUTE_MS
+            return _first_minute_out(ready, low, high)
         low = high
     return None
+
+
+def _first_minute_out(ready: Callable[[int], bool], low: int, high: int) -> int:
+    """The first whole minute after `low` at which `ready` is false, knowing it is false at
+    `high` and (engagement only decays) true before the crossing: a bisection over minutes."""
+    low_minute, high_minute = low // MINUTE_MS, -(-high // MINUTE_MS)
+    while high_minute - low_minute > 1:
+        middle = (low_minute + high_minute) // 2
+        if ready(middle * MINUTE_MS):
+            low_minute = middle
+        else:
+            high_minute = middle
+    return high_minute * MINUTE_MS

@@ -4,6 +4,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.scoring import DAY_MS, Conditions, load_scoring_model
 from config.settings import CONFIG_DIR
@@ -178,3 +180,33 @@ def test_leaving_sales_ready_is_found_to_the_minute():
     assert leaves is not None
     assert 0 <= leaves - exact < 60_000
     assert leaves_sales_ready_at(Engagement(), 80, T0, MODEL.grid, MODEL.half_lives) == T0 + 60_000
+
+
+@given(
+    points=st.lists(
+        st.tuples(
+            st.sampled_from(["pricing_page", "page_view", "demo_request"]),
+            st.floats(1, 60),
+            st.integers(0, 20 * DAY_MS),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    start_offset=st.integers(0, 20 * DAY_MS),
+)
+def test_the_cooling_minute_is_the_first_whole_minute_out_of_sales_ready(points, start_offset):
+    eng = Engagement()
+    for rule, value, at in points:
+        eng.add(rule, value, T0 + at, MODEL.half_lives)
+    start = T0 + start_offset
+    floor = 30 - MODEL.grid.hysteresis  # an A lead (fit 80) stays ready down to A2's floor
+
+    def ready(t: int) -> bool:
+        return eng.total(t, MODEL.half_lives) >= floor
+
+    leaves = leaves_sales_ready_at(eng, 80, start, MODEL.grid, MODEL.half_lives)
+    assert leaves is not None
+    assert leaves % 60_000 == 0
+    assert leaves > start
+    assert not ready(leaves)
+    assert leaves - 60_000 <= start or ready(leaves - 60_000)
