@@ -22,7 +22,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
-from bytewax.operators import StatefulBatchLogic, StatefulLogic
+from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from config.routing import load_routing
@@ -257,11 +257,13 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class ScoreLead(StatefulLogic[ToContact | Progress, LeadUpdate | Progress, bytes]):
+class ScoreLead(StatefulBatchLogic[ToContact | Progress, LeadUpdate | Progress, bytes]):
     """Per contact: absorb linked histories, score each signal, raise alerts; a sales-ready
     lead that decays out of it cools once the event clock has passed that moment by the
     configured lateness (so a late signal from before it can still count). Progress
     markers pass straight through, behind the updates."""
+
+    __slots__ = ("_clock", "_lateness", "_model", "_profile")
 
     def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
@@ -269,15 +271,21 @@ class ScoreLead(StatefulLogic[ToContact | Progress, LeadUpdate | Progress, bytes
         self._lateness = int(model.alerts.late_after_ms)
         self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
 
-    def on_item(self, value: ToContact | Progress) -> tuple[Iterable[LeadUpdate | Progress], bool]:
-        if isinstance(value, Progress):
-            return [value], StatefulLogic.RETAIN
-        if self._profile is None:
-            self._profile = Profile(value.person)
-            metrics.CONTACTS.inc()
-        updates = update_lead(self._profile, value, self._model)
-        metrics.LAG_SECONDS.observe(max(0.0, time.time() - value.signal["received_at"] / 1000))
-        return updates, StatefulLogic.RETAIN
+    def on_batch(
+        self, values: list[ToContact | Progress]
+    ) -> tuple[Iterable[LeadUpdate | Progress], bool]:
+        out: list[LeadUpdate | Progress] = []
+        for value in values:
+            if isinstance(value, Progress):
+                out.append(value)
+                continue
+            if self._profile is None:
+                self._profile = Profile(value.person)
+                metrics.CONTACTS.inc()
+            out += update_lead(self._profile, value, self._model)
+            lag = time.time() - value.signal["received_at"] / 1000
+            metrics.LAG_SECONDS.observe(max(0.0, lag))
+        return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
@@ -289,10 +297,10 @@ class ScoreLead(StatefulLogic[ToContact | Progress, LeadUpdate | Progress, bytes
         return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + COOLING_CHECK)
 
     def on_notify(self) -> tuple[Iterable[LeadUpdate], bool]:
-        return self._cool_if_clock_passed(), StatefulLogic.RETAIN
+        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[LeadUpdate], bool]:
-        return self._cool_if_clock_passed(), StatefulLogic.RETAIN
+        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
 
     def _cool_if_clock_passed(self) -> list[LeadUpdate]:
         due = self._cooling_due()
@@ -313,16 +321,18 @@ class ScoreLead(StatefulLogic[ToContact | Progress, LeadUpdate | Progress, bytes
         return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class RollupAccount(StatefulLogic[dict[str, Any], dict[str, Any], bytes]):
+class RollupAccount(StatefulBatchLogic[dict[str, Any], dict[str, Any], bytes]):
     """Per account: sum its contacts' engagement and alert when the account surges."""
+
+    __slots__ = ("_account", "_rule")
 
     def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
         self._rule = model.alerts.account_surge
         self._account: Account = pickle.loads(resume) if resume is not None else Account()
 
-    def on_item(self, value: dict[str, Any]) -> tuple[Iterable[dict[str, Any]], bool]:
-        alert = roll_up(self._account, value, self._rule)
-        return ([alert] if alert else []), StatefulLogic.RETAIN
+    def on_batch(self, values: list[dict[str, Any]]) -> tuple[Iterable[dict[str, Any]], bool]:
+        alerts = [roll_up(self._account, value, self._rule) for value in values]
+        return [alert for alert in alerts if alert], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
@@ -489,7 +499,7 @@ def build_flow(
         signals,
         lambda kv: _released_to_key(kv[1], workers, lambda tc: str(tc.person)),
     )
-    scored = op.stateful("score", to_score, lambda r: ScoreLead(model, clock, r))
+    scored = op.stateful_batch("score", to_score, lambda r: ScoreLead(model, clock, r))
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
 
     # An account's contacts are scored on different workers: the same again.
@@ -501,7 +511,7 @@ def build_flow(
         _ignore,
         workers,
     )
-    surges = op.stateful(
+    surges = op.stateful_batch(
         "rollup_account",
         op.flat_map("key_account", account_views, _data),
         lambda r: RollupAccount(model, r),
