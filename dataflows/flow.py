@@ -37,6 +37,7 @@ from dataflows.identity import (
     Outcome,
     ToContact,
     how_recognized,
+    idle_after,
     idle_too_long,
     resolve,
 )
@@ -128,7 +129,11 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
         self._rules = rules
         self._packed = resume if resume is not None else FRESH
         self._counted = False
-        self._idle_after = None if resume is None else self._idle_time(unpack_identity(resume)[1])
+        self._idle_after = (
+            None
+            if resume is None
+            else idle_after(unpack_identity(resume)[1], rules.anonymous_ttl_ms)
+        )
 
     def on_batch(
         self, values: list[Envelope | Progress]
@@ -143,7 +148,7 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
             out += self._identify(*state, value)
         if state is not None:
             self._packed = pack_identity(*state)
-            self._idle_after = self._idle_time(state[1])
+            self._idle_after = idle_after(state[1], self._rules.anonymous_ttl_ms)
         return out, StatefulBatchLogic.RETAIN
 
     def _identify(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
@@ -159,18 +164,12 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
             metrics.COOKIES.inc()
             self._counted = True
         if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms):
-            cookie.contact, cookie.how, cookie.history = None, None, None
+            cookie.history = None  # only an unclaimed cookie goes idle: this is a fresh one
         linked_before = cookie.contact
         outcome = resolve(cookie, anon_id, value, rules.model)
         if cookie.contact != linked_before:
             metrics.IDENTITY_LINKS.labels(cookie.how).inc()
         return [outcome]
-
-    def _idle_time(self, cookie: Cookie) -> int | None:
-        """Event time after which this cookie, unclaimed, is idle past the TTL."""
-        if cookie.contact is not None or cookie.history is None:
-            return None
-        return cookie.history.last_seen + self._rules.anonymous_ttl_ms
 
     def notify_at(self) -> datetime | None:
         if self._idle_after is None:

@@ -93,9 +93,16 @@ def _link(cookie: Cookie, anon_id: str, claimed: str, signal: Envelope) -> Outco
     )
 
 
+def idle_after(cookie: Cookie, ttl_ms: int) -> int | None:
+    """The event time after which an anonymous cookie nobody claimed has been idle for more
+    than `ttl_ms`, so its history is dropped (a later signal starts afresh); None for a
+    linked cookie (kept: it routes to its contact) or one with no history."""
+    if cookie.contact is not None or cookie.history is None:
+        return None
+    return cookie.history.last_seen + ttl_ms
+
+
 def idle_too_long(cookie: Cookie, now: int, ttl_ms: int) -> bool:
-    """An anonymous cookie nobody claimed, idle for more than `ttl_ms` at event time `now`:
-    its history is dropped (a later signal starts afresh). Linked cookies are kept: they
-    route to their contact."""
-    history = cookie.history
-    return cookie.contact is None and history is not None and now - history.last_seen > ttl_ms
+    """True when the cookie has been idle past `idle_after` at event time `now`."""
+    after = idle_after(cookie, ttl_ms)
+    return after is not None and now > after
