@@ -128,12 +128,12 @@ class _ReliableKafkaPartition(StatelessSinkPartition[KafkaSinkMessage[Any, Any]]
             failed_at = self._produce_all(pending)
             if failed_at is None:
                 return
+            pending = pending[failed_at:]
             metrics.KAFKA_RETRIES.inc()
             log.warning(
                 "broker did not take %d messages for %s, retrying", len(pending), self._topic
             )
             time.sleep(KAFKA_RETRY_S)
-            pending = pending[failed_at:]
 
     def _produce_all(self, items: list[KafkaSinkMessage[Any, Any]]) -> int | None:
         """Produce and flush; the index of the first message that failed, if any."""
