@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +81,15 @@ def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
     return fresh_settings(broker.bootstrap_servers, redis_server.url)
 
 
-def start_module(settings: Settings, module: str, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m <module>` with `settings` in its environment, logging to a file."""
+def start_module(
+    settings: Settings, module: str, log_path: Path, args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Start `python -m <module> [args]` with `settings` in its environment, logging to a
+    file."""
     env = {**os.environ, **settings.as_environment()}
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module, *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
 

@@ -5,7 +5,6 @@ a cluster of 2 processes x 2 workers, one process killed at a time."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -69,14 +68,7 @@ class Dataflow:
 
     def _start(self, settings: Settings, cluster: list[str]) -> subprocess.Popen[bytes]:
         log = self._directory / f"dataflow-{self._starts}-{len(self._running)}.log"
-        env = {**os.environ, **settings.as_environment()}
-        with log.open("wb") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "dataflows", *cluster, *self._recovery_args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        return start_module(settings, "dataflows", log, [*cluster, *self._recovery_args])
 
     def kill_one(self, rng: random.Random) -> None:
         """kill -9 one process; the rest of a cluster cannot go on without it: stop them."""

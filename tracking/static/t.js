@@ -3,7 +3,8 @@
  * Options on the URL: forms=1 (capture forms with an email field), consent=1 (wait for
  * dbl.consent(true)). API: dbl.identify(email, traits, {userHash}), dbl.track(name, props),
  * dbl.consent(bool). userHash: HMAC-SHA256 of the email under the site's secret, made by
- * the site's backend; it raises the identify to trust "signed". Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
+ * the site's backend; it raises the identify to trust "signed".
+ * Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
 (function (w, d, n) {
   "use strict";
   var me = d.currentScript, src = new URL(me.src), key = src.searchParams.get("k");
