@@ -51,3 +51,10 @@ def roll_up(account: Account, view: dict[str, Any], rule: AccountSurge) -> dict[
     alert = make_alert("account_surge", account.surges, view, reason, subject=view["account"])
     alert["contacts"] = engaged
     return alert
+
+
+def leave(account: Account, contact: str) -> None:
+    """A contact's lead was folded into another by a trusted merge: it no longer counts
+    (the lead it joined counts its engagement from its next view on)."""
+    account.total -= account.engagement.pop(contact, 0.0)
+    account.engaged_at.pop(contact, None)

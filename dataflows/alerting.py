@@ -64,7 +64,7 @@ def react(
     was_known: bool,
 ) -> list[dict[str, Any]]:
     """The alerts one signal raises; updates the lead's alert state in `profile`."""
-    alerts = _readiness_change(profile, assessment, view, model, signal, late=touch.late)
+    alerts = readiness_change(profile, assessment, view, model, signal, late=touch.late)
     if touch.late or assessment.fit.score < model.alerts.min_fit:
         return alerts
     alerts += _key_actions(profile, signal, view, model)
@@ -82,7 +82,7 @@ def cool_down(profile: Profile, view: dict[str, Any]) -> dict[str, Any]:
     return make_alert("cooling", profile.crossings, view, reason)
 
 
-def _readiness_change(
+def readiness_change(
     profile: Profile,
     assessment: Assessment,
     view: dict[str, Any],
@@ -91,6 +91,8 @@ def _readiness_change(
     *,
     late: bool,
 ) -> list[dict[str, Any]]:
+    """A `sales_ready` or `cooling` alert when the lead crossed in or out of sales-ready
+    (updates the lead's readiness and when it will cool)."""
     alerts: list[dict[str, Any]] = []
     if assessment.sales_ready and not profile.sales_ready:
         profile.crossings += 1

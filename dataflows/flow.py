@@ -1,5 +1,6 @@
-"""The DBL dataflow: decode -> identify -> order_signals -> score -> order_accounts ->
-rollup_account -> profiles, alerts and the DLQ.
+"""The DBL dataflow: decode -> identify -> order_signals (and trusted merges) ->
+record_contact -> order_leads -> score -> order_accounts -> rollup_account -> profiles,
+alerts and the DLQ.
 
 Run it with `python -m dataflows` (which also serves metrics and passes the cluster's worker
 count), or directly:
@@ -29,7 +30,7 @@ from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
-from dataflows.accounts import Account, roll_up
+from dataflows.accounts import Account, leave, roll_up
 from dataflows.clock import EventClock
 from dataflows.dedupe import SeenIds
 from dataflows.identity import (
@@ -41,7 +42,16 @@ from dataflows.identity import (
     idle_too_long,
     resolve,
 )
-from dataflows.leads import LeadUpdate, cool_if_due, profile_view, update_lead
+from dataflows.leads import (
+    LeadUpdate,
+    cool_if_due,
+    dissolve,
+    fold_in,
+    profile_view,
+    record,
+    update_lead,
+)
+from dataflows.merges import ContactGraph, Dissolve, ForLead, Join, Merge, Rejoin, trusted_merge
 from dataflows.ordering import (
     END_OF_INPUT,
     Progress,
@@ -59,6 +69,8 @@ from dbl.redis_keys import RedisKeys
 from tracking.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
 
 T = TypeVar("T")
+# What the score step gets for a lead (and progress markers).
+LeadInput = ForLead | Join | Dissolve
 
 MAX_DLQ_VALUE_CHARS = 4096
 COOLING_CHECK = timedelta(seconds=30)
@@ -211,10 +223,23 @@ def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
     return state
 
 
+def _pack(own: Profile) -> bytes:
+    return pickle.dumps(own, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack_record(packed: bytes, contact: str) -> Profile:
+    """A contact key's own record as packed (`FRESH`: a new one)."""
+    if packed == FRESH:
+        return Profile(contact)
+    own: Profile = pickle.loads(packed)
+    return own
+
+
 class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
-    """Per worker key: hold items until every upstream sender's progress has passed them,
-    then release them in (receive time, id, person) order, followed by this worker's own
-    progress for the next step. At the end of input everything left is released."""
+    """Per worker key: hold (key, value) items until every upstream sender's progress has
+    passed them, then release them in (receive time, id, person) order, followed by this
+    worker's own progress for the next step. At the end of input everything left is
+    released."""
 
     def __init__(
         self,
@@ -226,7 +251,7 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
         self._name = name
         self._on_progress = on_progress
         if resume is not None:
-            self._buffer, self._watermarks, self._worker, self._latest = pickle.loads(resume)
+            self._restore(pickle.loads(resume))
         else:
             self._buffer, self._watermarks = ReorderBuffer(), Watermarks(senders)
             self._worker, self._latest = 0, -1
@@ -239,27 +264,121 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
                 self._worker = value.to
             else:
                 self._latest = max(self._latest, value.order[0])
-                released += self._buffer.push(value.order, value.item)
+                released += self._follow(self._buffer.push(value.order, value.item))
         watermark = self._watermarks.now()
         if watermark > self._buffer.released_to:
-            released += self._buffer.release(watermark)
+            released += self._follow(self._buffer.release(watermark))
             self._on_progress(watermark)
             released.append(Progress(f"{self._name}@{self._worker}", watermark, self._worker))
         return released, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         self._on_progress(self._latest)
-        return self._buffer.release(END_OF_INPUT), StatefulBatchLogic.RETAIN
+        return self._follow(self._buffer.release(END_OF_INPUT)), StatefulBatchLogic.RETAIN
+
+    def _follow(self, released: list[Any]) -> list[Any]:
+        """What released items become (themselves, here)."""
+        return released
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        self._buffer, self._watermarks, self._worker, self._latest = state
+
+    def _state(self) -> tuple[Any, ...]:
+        return (self._buffer, self._watermarks, self._worker, self._latest)
 
     def snapshot(self) -> bytes:
-        state = (self._buffer, self._watermarks, self._worker, self._latest)
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self._state(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class ScoreLead(StatefulBatchLogic[ToContact | Progress, LeadUpdate | Progress, bytes]):
-    """Per contact: absorb linked histories, score each signal, raise alerts; a sales-ready
-    lead that decays out of it cools once the event clock has passed that moment by the
-    configured lateness (so a late signal from before it can still count). Progress
+class OrderSignals(Reorder):
+    """The reorder step of contacts' signals, which also applies trusted merges in stream
+    order: every worker holds the whole contact graph and updates it at the same point of
+    the stream, so a contact key's lead is the same on every worker. Each released signal
+    goes on with its lead; a merge tells each moved contact key of this worker to rejoin."""
+
+    def __init__(
+        self,
+        senders: frozenset[str],
+        on_progress: Callable[[int], None],
+        workers: int,
+        resume: bytes | None,
+    ) -> None:
+        self._graph = ContactGraph()
+        self._workers = workers
+        super().__init__("signals", senders, on_progress, resume)
+
+    def _follow(self, released: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for key, value in released:
+            if isinstance(value, Merge):
+                move = self._graph.merge(value.loser, value.winner)
+                if move is not None:
+                    mine = [m for m in move.members if worker_of(m, self._workers) == self._worker]
+                    out += [(member, Rejoin(move, member, value.signal)) for member in mine]
+            else:
+                out.append((key, ForLead(self._graph.root(key), value)))
+        return out
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        super()._restore(state[:-1])
+        self._graph = state[-1]
+
+    def _state(self) -> tuple[Any, ...]:
+        return (*super()._state(), self._graph)
+
+
+class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes]):
+    """Per contact key: keep the key's own record (`leads.record`) and pass each signal on to
+    its lead, in stream order; when a trusted merge moves the key to another lead, send the
+    record there (and, from the old lead's own key, tell the old lead it is gone). The
+    record is kept packed between batches, so what is sent is a copy as of the merge.
+    Progress markers pass straight through, behind the data."""
+
+    __slots__ = ("_model", "_packed")
+
+    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
+        self._model = model
+        self._packed = resume if resume is not None else FRESH
+
+    def on_batch(self, values: list[ForLead | Rejoin | Progress]) -> tuple[Iterable[Any], bool]:
+        out: list[Any] = []
+        own: Profile | None = None
+        for value in values:
+            if isinstance(value, Progress):
+                out.append(value)
+            elif isinstance(value, ForLead):
+                own = own or _unpack_record(self._packed, value.item.person)
+                item = record(own, value.item, self._model)
+                order = signal_order(item.signal, item.person)
+                out.append((value.lead, Sequenced(order, (value.lead, replace(value, item=item)))))
+            else:
+                out += self._rejoin(value, own)
+        if own is not None:
+            self._packed = _pack(own)
+        return out, StatefulBatchLogic.RETAIN
+
+    def _rejoin(self, rejoin: Rejoin, own: Profile | None) -> list[Any]:
+        move, member, merge = rejoin.move, rejoin.member, rejoin.merge
+        if own is not None:
+            self._packed = _pack(own)
+        join = Join(move.new_root, member, self._packed or None, merge)
+        out = [(move.new_root, Sequenced(signal_order(merge, member), (move.new_root, join)))]
+        if member == move.old_root:
+            # Before the joins (of the same merge) in stream order: the account loses the
+            # old lead before the new one's view counts.
+            order = signal_order(merge, "")
+            out.append((member, Sequenced(order, (member, Dissolve(merge)))))
+        return out
+
+    def snapshot(self) -> bytes:
+        return self._packed
+
+
+class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, bytes]):
+    """Per lead: absorb linked histories, score each signal, raise alerts; fold in the
+    records of contact keys a trusted merge brings, and leave when merged into another. A
+    sales-ready lead that decays out of it cools once the event clock has passed that moment
+    by the configured lateness (so a late signal from before it can still count). Progress
     markers pass straight through, behind the updates."""
 
     __slots__ = ("_clock", "_lateness", "_model", "_profile")
@@ -271,20 +390,38 @@ class ScoreLead(StatefulBatchLogic[ToContact | Progress, LeadUpdate | Progress, 
         self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
 
     def on_batch(
-        self, values: list[ToContact | Progress]
+        self, values: list[LeadInput | Progress]
     ) -> tuple[Iterable[LeadUpdate | Progress], bool]:
         out: list[LeadUpdate | Progress] = []
         for value in values:
             if isinstance(value, Progress):
                 out.append(value)
-                continue
-            if self._profile is None:
-                self._profile = Profile(value.person)
-                metrics.CONTACTS.inc()
-            out += update_lead(self._profile, value, self._model)
-            lag = time.time() - value.signal["received_at"] / 1000
-            metrics.LAG_SECONDS.observe(max(0.0, lag))
-        return out, StatefulBatchLogic.RETAIN
+            elif isinstance(value, ForLead):
+                out += update_lead(self._lead(value.lead), value.item, self._model)
+                lag = time.time() - value.item.signal["received_at"] / 1000
+                metrics.LAG_SECONDS.observe(max(0.0, lag))
+            elif isinstance(value, Join):
+                out += self._join(value)
+            elif self._profile is not None:
+                order = signal_order(value.merge, "")
+                out.append(dissolve(self._profile, value.merge, self._model, order))
+                self._profile = None
+                metrics.CONTACTS.dec()
+        retain = self._profile is not None
+        return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
+
+    def _lead(self, key: str) -> Profile:
+        if self._profile is None:
+            self._profile = Profile(key)
+            metrics.CONTACTS.inc()
+        return self._profile
+
+    def _join(self, join: Join) -> list[LeadUpdate]:
+        if join.own is None and self._profile is None:
+            return []  # nothing known on either side yet
+        own = None if join.own is None else _unpack_record(join.own, join.member)
+        order = signal_order(join.merge, join.member)
+        return fold_in(self._lead(join.lead), own, join.merge, self._model, order)
 
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
@@ -320,7 +457,7 @@ class ScoreLead(StatefulBatchLogic[ToContact | Progress, LeadUpdate | Progress, 
         return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class RollupAccount(StatefulBatchLogic[dict[str, Any], dict[str, Any], bytes]):
+class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
     """Per account: sum its contacts' engagement and alert when the account surges."""
 
     __slots__ = ("_account", "_rule")
@@ -329,9 +466,14 @@ class RollupAccount(StatefulBatchLogic[dict[str, Any], dict[str, Any], bytes]):
         self._rule = model.alerts.account_surge
         self._account: Account = pickle.loads(resume) if resume is not None else Account()
 
-    def on_batch(self, values: list[dict[str, Any]]) -> tuple[Iterable[dict[str, Any]], bool]:
-        alerts = [roll_up(self._account, value, self._rule) for value in values]
-        return [alert for alert in alerts if alert], StatefulBatchLogic.RETAIN
+    def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any]], bool]:
+        alerts = []
+        for update in values:
+            if update.gone:
+                leave(self._account, update.view["person"])
+            elif alert := roll_up(self._account, update.view, self._rule):
+                alerts.append(alert)
+        return alerts, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
@@ -377,22 +519,32 @@ def _to_reorder(
     return [(worker_keys(workers)[worker_of(key, workers)], sequenced)]
 
 
-def _signals_for_contacts(kv: tuple[str, Outcome | Progress]) -> list[Any]:
+def _signals_for_contacts(kv: tuple[str, Outcome | Progress], workers: int) -> list[Any]:
+    """A contact's signal goes to its own key; a trusted merge also goes to every worker
+    (ordered just before the signal that carries it)."""
     value = kv[1]
     if isinstance(value, Progress):
         return [value]
     to_contact = value.to_contact
     if to_contact is None:
         return []
-    order = signal_order(to_contact.signal, to_contact.person)
-    return [(to_contact.person, Sequenced(order, to_contact))]
+    person, signal = to_contact.person, to_contact.signal
+    routed: list[Any] = [(person, Sequenced(signal_order(signal, person), (person, to_contact)))]
+    merge = trusted_merge(signal)
+    if merge is not None:
+        order = signal_order(signal, "")
+        item = Merge(*merge, signal)
+        routed += [(key, Sequenced(order, (key, item))) for key in worker_keys(workers)]
+    return routed
 
 
-def _released_to_key(item: Any, workers: int, key_of: Callable[[Any], str]) -> tuple[str, Any]:
-    """Released items go to their own key; this worker's progress stays on this worker."""
+def _rekey(item: Any, workers: int) -> tuple[str, Any]:
+    """Released (key, value) items go to their key; this worker's progress stays on this
+    worker."""
     if isinstance(item, Progress):
         return worker_keys(workers)[item.to], item
-    return key_of(item), item
+    key_value: tuple[str, Any] = item
+    return key_value
 
 
 def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
@@ -400,7 +552,9 @@ def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
     if isinstance(value, Progress):
         return [value]
     account = value.view["account"]
-    return [] if account is None else [(account, Sequenced(value.order, (account, value.view)))]
+    if account is None:
+        return []
+    return [(account, Sequenced(value.order, (account, value)))]
 
 
 def _data(kv: tuple[str, T | Progress]) -> list[T]:
@@ -409,19 +563,21 @@ def _data(kv: tuple[str, T | Progress]) -> list[T]:
     return [] if isinstance(value, Progress) else [value]
 
 
+def _is_data(kv: tuple[str, Any]) -> bool:
+    return not isinstance(kv[1], Progress)
+
+
 def _in_order(
     name: str,
     items: Stream[Any],
-    senders: frozenset[str],
-    on_progress: Callable[[int], None],
+    reorder: Callable[[bytes | None], Reorder],
     workers: int,
 ) -> Stream[tuple[str, Any]]:
-    """Step `order_<name>`: (key, Sequenced) items and progress markers in; the items out
-    in stream order, keyed by worker, each followed by this worker's progress."""
+    """Step `order_<name>`: (key, Sequenced) items and progress markers in; the items out in
+    stream order, keyed by their own key, each worker's followed by its progress."""
     routed = op.flat_map(f"to_order_{name}", items, lambda item: _to_reorder(item, workers))
-    return op.stateful_batch(
-        f"order_{name}", routed, lambda r: Reorder(name, senders, on_progress, r)
-    )
+    ordered = op.stateful_batch(f"order_{name}", routed, reorder)
+    return op.map(f"key_{name}", ordered, lambda kv: _rekey(kv[1], workers))
 
 
 def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
@@ -436,7 +592,7 @@ def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrit
 
 
 def _contact_write(update: LeadUpdate) -> ProfileWrite:
-    return ProfileWrite(update.view["person"], update.view)
+    return ProfileWrite(update.view["person"], None if update.gone else update.view)
 
 
 def _alert_message(alert: dict[str, Any]) -> KafkaSinkMessage[bytes, bytes]:
@@ -484,37 +640,41 @@ def build_flow(
     outcomes = op.stateful_batch("identify", keyed, lambda r: Identify(rules, r))
 
     # A contact's signals come from each of its cookies and from its own key, by way of
-    # different workers: put them back into one order before scoring.
+    # different workers: put them back into one order, and resolve trusted merges there.
     signal_senders = frozenset(f"{part}@{w}" for part in parts for w in every_worker)
     signals = _in_order(
         "signals",
-        op.flat_map("signals_for_contacts", outcomes, _signals_for_contacts),
-        signal_senders,
-        clock.observe,
+        op.flat_map(
+            "signals_for_contacts", outcomes, lambda kv: _signals_for_contacts(kv, workers)
+        ),
+        lambda r: OrderSignals(signal_senders, _ignore, workers, r),
         workers,
     )
-    to_score = op.map(
-        "key_contact",
-        signals,
-        lambda kv: _released_to_key(kv[1], workers, lambda tc: str(tc.person)),
+    records = op.stateful_batch("record_contact", signals, lambda r: ContactRecord(model, r))
+
+    # A lead's signals come from each of its contact keys (after merges), on different
+    # workers: the same again. The event clock is what this step has released.
+    record_senders = frozenset(f"signals@{w}" for w in every_worker)
+    for_leads = _in_order(
+        "leads",
+        op.flat_map("for_leads", records, lambda kv: [kv[1]]),
+        lambda r: Reorder("leads", record_senders, clock.observe, r),
+        workers,
     )
-    scored = op.stateful_batch("score", to_score, lambda r: ScoreLead(model, clock, r))
+    scored = op.stateful_batch("score", for_leads, lambda r: ScoreLead(model, clock, r))
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
 
     # An account's contacts are scored on different workers: the same again.
-    update_senders = frozenset(f"signals@{w}" for w in every_worker)
-    account_views = _in_order(
+    lead_senders = frozenset(f"leads@{w}" for w in every_worker)
+    account_updates = _in_order(
         "accounts",
         op.flat_map("account_updates", scored, _account_updates),
-        update_senders,
-        _ignore,
+        lambda r: Reorder("accounts", lead_senders, _ignore, r),
         workers,
     )
-    surges = op.stateful_batch(
-        "rollup_account",
-        op.flat_map("key_account", account_views, _data),
-        lambda r: RollupAccount(model, r),
-    )
+    # Progress ends here: nothing downstream of the account rollup waits on it.
+    account_updates = op.filter("updates_only", account_updates, _is_data)
+    surges = op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(model, r))
 
     writes = op.merge(
         "profile_writes",
@@ -543,4 +703,4 @@ def build_flow(
 
 
 def _ignore(_: int) -> None:
-    """Nothing downstream of the accounts step needs its progress."""
+    """A reorder step whose progress nothing else needs."""

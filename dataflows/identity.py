@@ -53,6 +53,8 @@ class ToContact:
     signal: Envelope
     how: str
     history: Profile | None = None
+    # Why a machine made it (an email scanner, by the address's timing), else None.
+    machine: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from config.scoring import ScoringModel
-from dataflows.alerting import cool_down, react
+from dataflows.alerting import cool_down, react, readiness_change
 from dataflows.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.identity import ToContact
 from dataflows.ordering import OrderKey, signal_order
-from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess
+from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess, is_late
+from tracking.envelope import Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +22,33 @@ class LeadUpdate:
     view: dict[str, Any]
     alerts: list[dict[str, Any]]
     order: OrderKey
+    # The lead was folded into another by a trusted merge: its view leaves the read model.
+    gone: bool = False
+
+
+def record(own: Profile, item: ToContact, model: ScoringModel) -> ToContact:
+    """Keep a contact key's own record: what its signals and absorbed histories gave its
+    lead, which is what a trusted merge later moves to another lead. Email signals are
+    screened for machines here, by this address's own delivery timing; the lead follows
+    that verdict. Returns the item for the lead."""
+    signal = item.signal
+    if is_delivery(signal):
+        record_delivery(own, signal)
+        return item
+    reason = machine_reason(own, signal)
+    if reason is not None:
+        return replace(item, machine=reason)
+    if item.history is not None:
+        absorb(own, item.history, model)
+    own.traits["recognized_by"] = item.how
+    apply_signal(own, signal, model)
+    return item
 
 
 def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[LeadUpdate]:
-    """Apply one routed signal to a contact's profile and decide which alerts it raises.
-
-    A pending cooling that happened (in event time) before this signal is reported first.
+    """Apply one routed signal (screened by `record`) to a lead's profile and decide which
+    alerts it raises. A pending cooling that happened (in event time) before this signal is
+    reported first.
     """
     updates = []
     signal = item.signal
@@ -35,10 +57,11 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     if cooled is not None:
         updates.append(cooled)
     if is_delivery(signal):
-        record_delivery(profile, signal)
         return [*updates, _unchanged(profile, signal["ts"], model, order)]
-    if machine_reason(profile, signal) is not None:
+    if item.machine is not None:
         # Not scored, no alert; the view shows the count of machine signals by reason.
+        machine = profile.machine_signals
+        machine[item.machine] = machine.get(item.machine, 0) + 1
         return [*updates, _unchanged(profile, signal["ts"], model, order)]
     was_known = profile.last_seen > 0
     if item.history is not None:
@@ -50,6 +73,31 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     alerts = react(profile, signal, touch, assessment, view, model, was_known=was_known)
     updates.append(LeadUpdate(view, alerts, order))
     return updates
+
+
+def fold_in(
+    profile: Profile, own: Profile | None, merge: Envelope, model: ScoringModel, order: OrderKey
+) -> list[LeadUpdate]:
+    """A trusted merge folds another contact key's own record into this lead; the lead may
+    become (or stop being) sales-ready by it. A pending cooling is reported first."""
+    updates = []
+    cooled = cool_if_due(profile, merge["ts"], model, order)
+    if cooled is not None:
+        updates.append(cooled)
+    if own is not None:
+        absorb(profile, own, model)
+    assessment = assess(profile, merge["ts"], model)
+    view = profile_view(profile, assessment, model)
+    late = is_late(merge, model)
+    alerts = readiness_change(profile, assessment, view, model, merge, late=late)
+    updates.append(LeadUpdate(view, alerts, order))
+    return updates
+
+
+def dissolve(profile: Profile, merge: Envelope, model: ScoringModel, order: OrderKey) -> LeadUpdate:
+    """The last word of a lead folded into another by a trusted merge: it leaves the read
+    model and its account."""
+    return replace(_unchanged(profile, merge["ts"], model, order), gone=True)
 
 
 def _unchanged(profile: Profile, at: int, model: ScoringModel, order: OrderKey) -> LeadUpdate:

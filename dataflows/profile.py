@@ -99,7 +99,7 @@ def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Tou
 
 def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
     ts, gap = signal["ts"], model.alerts.live_visit.session_gap_ms
-    late = signal["received_at"] - ts > model.alerts.late_after_ms
+    late = is_late(signal, model)
     new_session = not late and ts - profile.last_seen > gap
     is_web = signal["channel"] == "web"
     new_web_session = not late and is_web and ts - profile.last_web > gap
@@ -111,8 +111,14 @@ def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> 
     return Touch(late, new_session, new_web_session)
 
 
+def is_late(signal: Envelope, model: ScoringModel) -> bool:
+    """A signal that arrived later than the configured lateness after it happened."""
+    return signal["received_at"] - signal["ts"] > model.alerts.late_after_ms
+
+
 def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
-    """Fold an anonymous history into a contact's profile (call once per link)."""
+    """Fold a history into a contact's profile: a cookie's anonymous one (once per link), or
+    another contact key's own record (once per trusted merge)."""
     profile.engagement.merge(history.engagement, model.half_lives)
     for rule_id, (day, points) in history.given_today.items():
         today, so_far = profile.given_today.get(rule_id, (day, 0.0))
@@ -127,6 +133,8 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     profile.last_seen = max(profile.last_seen, history.last_seen)
     profile.last_web = max(profile.last_web, history.last_web)
     profile.session_start = max(profile.session_start, history.session_start)
+    for reason, count in history.machine_signals.items():
+        profile.machine_signals[reason] = profile.machine_signals.get(reason, 0) + count
 
 
 def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:

@@ -10,7 +10,7 @@ from config.scoring import DAY_MS, MINUTE_MS, load_scoring_model
 from config.settings import CONFIG_DIR
 from dataflows.accounts import Account, roll_up
 from dataflows.identity import ToContact
-from dataflows.leads import cool_if_due, update_lead
+from dataflows.leads import cool_if_due, record, update_lead
 from dataflows.profile import Profile
 from tests.conftest import T0, envelope, page_view
 from tracking.envelope import Envelope
@@ -22,15 +22,18 @@ SMALL = {"company_size": 60, "country": "US"}  # fit 20: C, the lowest fit that 
 
 
 class Lead:
-    """A contact driven signal by signal through the pure lead logic."""
+    """A contact driven signal by signal through the pure lead logic (its own record, which
+    screens email signals, then its lead)."""
 
     def __init__(self, person: str = "dana@acme.com", **traits: Any) -> None:
+        self.own = Profile(person)
         self.profile = Profile(person)
         self.profile.traits.update({"email": person, **traits})
         self.alerts: list[dict[str, Any]] = []
 
     def send(self, signal: Envelope, how: str = "server") -> dict[str, Any]:
-        updates = update_lead(self.profile, ToContact(self.profile.person, signal, how), MODEL)
+        item = record(self.own, ToContact(self.profile.person, signal, how), MODEL)
+        updates = update_lead(self.profile, item, MODEL)
         for update in updates:
             self.alerts += update.alerts
         return updates[-1].view

@@ -1,0 +1,118 @@
+"""Trusted merges of known contacts: which contact each contact key now belongs to. Pure.
+
+Only a trusted source folds one known contact into another: a server-side `alias`
+(`previousId` into `userId`) sent with a server write key, such as a CRM's merge. Browsers
+never merge. Merges are rare, so every worker of the signal-ordering step keeps the whole
+graph and applies each merge at the same point of the stream: every worker then resolves a
+contact key alike, whatever the partitioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dataflows.identity import ToContact
+from tracking.envelope import Envelope, contact_key
+
+
+def trusted_merge(signal: Envelope) -> tuple[str, str] | None:
+    """(loser, winner) contact keys when `signal` merges two known contacts, else None."""
+    if signal["type"] != "alias" or signal["trust"] != "server":
+        return None
+    loser = signal["props"].get("previous_id")
+    winner = contact_key(signal["user_id"], signal["email"])
+    if not isinstance(loser, str) or winner is None or loser == winner:
+        return None
+    return loser, winner
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """What one merge changes: every contact key in `members` (in key order) belonged to
+    the lead `old_root` and now belongs to the lead `new_root`."""
+
+    old_root: str
+    new_root: str
+    members: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ContactGraph:
+    """Contact keys grouped by the lead they belong to. A key never merged is its own lead
+    and takes no room here.
+
+    >>> graph = ContactGraph()
+    >>> graph.merge("bo@acme.com", "u-1")
+    Move(old_root='bo@acme.com', new_root='u-1', members=('bo@acme.com',))
+    >>> graph.root("bo@acme.com")
+    'u-1'
+    """
+
+    # Every merged key -> the key of its lead (kept flat: one look-up per signal).
+    roots: dict[str, str] = field(default_factory=dict)
+    # The key of each lead that absorbed others -> all its keys, itself included, sorted.
+    members: dict[str, list[str]] = field(default_factory=dict)
+
+    def root(self, contact: str) -> str:
+        """The key of the lead `contact` belongs to."""
+        return self.roots.get(contact, contact)
+
+    def merge(self, loser: str, winner: str) -> Move | None:
+        """Fold `loser`'s lead into `winner`'s; None when they are one lead under the
+        winner's key already. When the winner was folded into the loser before, the lead
+        moves to the winner's key (the latest trusted word decides the key)."""
+        old_root, new_root = self.root(loser), self.root(winner)
+        if old_root == new_root:
+            if new_root == winner:
+                return None
+            new_root = winner
+        moved = self.members.pop(old_root, [old_root])
+        staying = [] if new_root in moved else self.members.get(new_root, [new_root])
+        self.members[new_root] = sorted(staying + moved)
+        for member in self.members[new_root]:
+            self.roots[member] = new_root
+        return Move(old_root, new_root, tuple(sorted(moved)))
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """A trusted merge on its way to every worker of the signal-ordering step."""
+
+    loser: str
+    winner: str
+    signal: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoin:
+    """To contact key `member`, whose lead a merge changed: send your own record to the new
+    lead."""
+
+    move: Move
+    member: str
+    merge: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A contact key's own record (pickled as it was at the merge), joining lead `lead`."""
+
+    lead: str
+    member: str
+    own: bytes | None
+    merge: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Dissolve:
+    """To a lead folded into another by `merge`: leave the read model, drop your state."""
+
+    merge: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class ForLead:
+    """A contact's signal with the lead it belongs to at its point of the stream."""
+
+    lead: str
+    item: ToContact
