@@ -34,7 +34,7 @@ from config.settings import Settings
 from config.sites import load_sites
 from dataflows.flow import build_flow
 from dataflows.identity import Cookie, ToContact, how_recognized, resolve
-from dataflows.leads import LeadUpdate, update_lead
+from dataflows.leads import LeadUpdate, record, update_lead
 from dataflows.profile import Profile
 from dbl import codec
 from dbl.embedded import EmbeddedBroker
@@ -101,6 +101,7 @@ def make_events(visitors: int, seed: int) -> list[tuple[bytes, bytes]]:
 def pure_python(values: list[bytes], model: ScoringModel) -> int:
     """The ceiling: the same logic in a plain loop; returns the number of alerts."""
     cookies: dict[str, Cookie] = {}
+    records: dict[str, Profile] = {}
     leads: dict[str, Profile] = {}
     alerts = 0
     for raw in values:
@@ -119,6 +120,7 @@ def pure_python(values: list[bytes], model: ScoringModel) -> int:
             assert person is not None
             item = ToContact(person, signal, how_recognized(signal))
         if item is not None:
+            item = record(records.setdefault(item.person, Profile(item.person)), item, model)
             profile = leads.setdefault(item.person, Profile(item.person))
             alerts += sum(len(u.alerts) for u in update_lead(profile, item, model))
     return alerts
@@ -136,6 +138,10 @@ def straightforward_flow(settings: Settings, model: ScoringModel, sink: Counting
         cookie = cookie or Cookie()
         assert signal["anon_id"] is not None
         return cookie, resolve(cookie, signal["anon_id"], signal, model).to_contact
+
+    def own_record(own: Profile | None, item: ToContact) -> tuple[Profile, ToContact]:
+        own = own or Profile(item.person)
+        return own, record(own, item, model)
 
     def score(profile: Profile | None, item: ToContact) -> tuple[Profile, list[LeadUpdate]]:
         profile = profile or Profile(item.person)
@@ -156,7 +162,8 @@ def straightforward_flow(settings: Settings, model: ScoringModel, sink: Counting
             ToContact(str(contact_key(s["user_id"], s["email"])), s, how_recognized(s)),
         ),
     )
-    updates = op.stateful_map("score", op.merge("all", to_contacts, known), score)
+    recorded = op.stateful_map("record", op.merge("all", to_contacts, known), own_record)
+    updates = op.stateful_map("score", recorded, score)
     op.output(
         "out", op.flat_map("alerts", updates, lambda kv: [a for u in kv[1] for a in u.alerts]), sink
     )

@@ -51,7 +51,16 @@ from dataflows.leads import (
     record,
     update_lead,
 )
-from dataflows.merges import ContactGraph, Dissolve, ForLead, Join, Merge, Rejoin, trusted_merge
+from dataflows.merges import (
+    ContactGraph,
+    Dissolve,
+    ForLead,
+    Join,
+    Merge,
+    Rejoin,
+    merge_order,
+    trusted_merge,
+)
 from dataflows.ordering import (
     END_OF_INPUT,
     Progress,
@@ -362,12 +371,11 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes])
         if own is not None:
             self._packed = _pack(own)
         join = Join(move.new_root, member, self._packed or None, merge)
-        out = [(move.new_root, Sequenced(signal_order(merge, member), (move.new_root, join)))]
+        order = merge_order(merge, member)
+        out = [(move.new_root, Sequenced(order, (move.new_root, join)))]
         if member == move.old_root:
-            # Before the joins (of the same merge) in stream order: the account loses the
-            # old lead before the new one's view counts.
-            order = signal_order(merge, "")
-            out.append((member, Sequenced(order, (member, Dissolve(merge)))))
+            leaving = Sequenced(merge_order(merge), (member, Dissolve(merge)))
+            out.append((member, leaving))
         return out
 
     def snapshot(self) -> bytes:
@@ -381,13 +389,17 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
     by the configured lateness (so a late signal from before it can still count). Progress
     markers pass straight through, behind the updates."""
 
-    __slots__ = ("_clock", "_lateness", "_model", "_profile")
+    __slots__ = ("_clock", "_lateness", "_model", "_profile", "_retired_crossings")
 
     def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
         self._clock = clock
         self._lateness = int(model.alerts.late_after_ms)
-        self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
+        state: Profile | int | None = pickle.loads(resume) if resume is not None else None
+        # A lead merged away keeps only its count of crossings: should its key become a
+        # lead again, its alerts go on from there and never repeat an id.
+        self._profile = state if isinstance(state, Profile) else None
+        self._retired_crossings = state if isinstance(state, int) else 0
 
     def on_batch(
         self, values: list[LeadInput | Progress]
@@ -403,16 +415,17 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
             elif isinstance(value, Join):
                 out += self._join(value)
             elif self._profile is not None:
-                order = signal_order(value.merge, "")
+                order = merge_order(value.merge)
                 out.append(dissolve(self._profile, value.merge, self._model, order))
+                self._retired_crossings = self._profile.crossings
                 self._profile = None
                 metrics.CONTACTS.dec()
-        retain = self._profile is not None
+        retain = self._profile is not None or self._retired_crossings > 0
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
     def _lead(self, key: str) -> Profile:
         if self._profile is None:
-            self._profile = Profile(key)
+            self._profile = Profile(key, crossings=self._retired_crossings)
             metrics.CONTACTS.inc()
         return self._profile
 
@@ -420,7 +433,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
         if join.own is None and self._profile is None:
             return []  # nothing known on either side yet
         own = None if join.own is None else _unpack_record(join.own, join.member)
-        order = signal_order(join.merge, join.member)
+        order = merge_order(join.merge, join.member)
         return fold_in(self._lead(join.lead), own, join.merge, self._model, order)
 
     def notify_at(self) -> datetime | None:
@@ -454,7 +467,8 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
         return self._profile.cooling_at + self._lateness
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
+        state = self._profile or self._retired_crossings
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
@@ -532,8 +546,8 @@ def _signals_for_contacts(kv: tuple[str, Outcome | Progress], workers: int) -> l
     routed: list[Any] = [(person, Sequenced(signal_order(signal, person), (person, to_contact)))]
     merge = trusted_merge(signal)
     if merge is not None:
-        order = signal_order(signal, "")
         item = Merge(*merge, signal)
+        order = merge_order(signal)
         routed += [(key, Sequenced(order, (key, item))) for key in worker_keys(workers)]
     return routed
 

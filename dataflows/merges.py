@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dataflows.identity import ToContact
+from dataflows.ordering import OrderKey, signal_order
 from tracking.envelope import Envelope, contact_key
 
 
@@ -24,6 +25,13 @@ def trusted_merge(signal: Envelope) -> tuple[str, str] | None:
     if not isinstance(loser, str) or winner is None or loser == winner:
         return None
     return loser, winner
+
+
+def merge_order(merge: Envelope, member: str | None = None) -> OrderKey:
+    """Where a merge's parts stand in the stream: the merge itself and the old lead's exit
+    (`member` None) first, then each moved key's record joining (in key order), and only
+    then the merge signal's own effect on its contact."""
+    return signal_order(merge, "" if member is None else "\x00" + member)
 
 
 @dataclass(frozen=True, slots=True)

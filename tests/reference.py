@@ -1,9 +1,10 @@
 """The identity and scoring semantics as a plain single-threaded loop: no Bytewax, no state
 keyed by worker, nothing clever. Property tests check the dataflow against it.
 
-The scoring of one person's signal (`update_lead`, `apply_signal`, `roll_up`) is shared with
-the dataflow and unit-tested on its own; what this spells out independently is *who* each
-signal belongs to and in which order signals are applied.
+The scoring of one person's signal (`record`, `update_lead`, `fold_in`, `apply_signal`,
+`roll_up`) is shared with the dataflow and unit-tested on its own; what this spells out
+independently is *who* each signal belongs to, which lead a trusted merge moves each contact
+key to, and in which order all of it is applied.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 from config.scoring import ScoringModel
 from config.settings import Settings
-from dataflows.accounts import Account, roll_up
+from dataflows.accounts import Account, leave, roll_up
 from dataflows.identity import ToContact, anonymous_person, how_recognized
-from dataflows.leads import LeadUpdate, profile_view, update_lead
+from dataflows.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
+from dataflows.merges import merge_order, trusted_merge
 from dataflows.profile import Profile, apply_signal, assess
 from tracking.envelope import Envelope, contact_key
 
@@ -31,7 +33,12 @@ class Reference:
     # cookie -> (contact, how it was recognised)
     owner: dict[str, tuple[str, str]] = field(default_factory=dict)
     anonymous: dict[str, Profile] = field(default_factory=dict)
-    contacts: dict[str, Profile] = field(default_factory=dict)
+    # contact key -> its own record; contact key -> the lead it belongs to (if merged)
+    records: dict[str, Profile] = field(default_factory=dict)
+    lead_of: dict[str, str] = field(default_factory=dict)
+    leads: dict[str, Profile] = field(default_factory=dict)
+    # A lead merged away -> its count of crossings (alert ids go on from it, never repeat).
+    retired: dict[str, int] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=lambda: defaultdict(Account))
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: list[LeadUpdate] = field(default_factory=list)
@@ -44,15 +51,48 @@ class Reference:
         )
         for signal in stream:
             if self._first_time(signal):
+                merge = trusted_merge(signal)
+                if merge is not None:
+                    self._merge(*merge, signal)
                 self._apply(signal)
         alerts = [alert for update in self.updates for alert in update.alerts]
         rule = self.model.alerts.account_surge
         for update in sorted(self.updates, key=lambda u: u.order):
-            account = update.view["account"]
-            surge = None if account is None else roll_up(self.accounts[account], update.view, rule)
-            if surge is not None:
+            if update.view["account"] is None:
+                continue
+            account = self.accounts[update.view["account"]]
+            if update.gone:
+                leave(account, update.view["person"])
+            elif surge := roll_up(account, update.view, rule):
                 alerts.append(surge)
         return self.profiles, alerts
+
+    def _lead(self, contact: str) -> str:
+        return self.lead_of.get(contact, contact)
+
+    def _merge(self, loser: str, winner: str, signal: Envelope) -> None:
+        """Every key of the loser's lead moves to the winner's lead (to the winner itself
+        when they share one already): the old lead leaves, then each key's own record joins
+        the new lead, in key order."""
+        old = self._lead(loser)
+        new = self._lead(winner) if self._lead(winner) != old else winner
+        if old == new:
+            return
+        known = {old, *self.records, *self.lead_of}
+        moved = sorted(key for key in known if self._lead(key) == old)
+        gone = self.leads.pop(old, None)
+        if gone is not None:
+            self.retired[old] = gone.crossings
+            self._updated(dissolve(gone, signal, self.model, merge_order(signal)))
+        for member in moved:
+            self.lead_of[member] = new
+            own = self.records.get(member)
+            if own is None and new not in self.leads:
+                continue
+            lead = self._lead_profile(new)
+            order = merge_order(signal, member)
+            for update in fold_in(lead, own, signal, self.model, order):
+                self._updated(update)
 
     def _first_time(self, signal: Envelope) -> bool:
         key = signal["anon_id"] or contact_key(signal["user_id"], signal["email"])
@@ -92,7 +132,20 @@ class Reference:
             self.profiles[history.person] = view
 
     def _to_contact(self, item: ToContact) -> None:
-        profile = self.contacts.setdefault(item.person, Profile(item.person))
+        own = self.records.setdefault(item.person, Profile(item.person))
+        item = record(own, item, self.model)
+        profile = self._lead_profile(self._lead(item.person))
         for update in update_lead(profile, item, self.model):
-            self.updates.append(update)
-            self.profiles[item.person] = update.view
+            self._updated(update)
+
+    def _lead_profile(self, lead: str) -> Profile:
+        if lead not in self.leads:
+            self.leads[lead] = Profile(lead, crossings=self.retired.pop(lead, 0))
+        return self.leads[lead]
+
+    def _updated(self, update: LeadUpdate) -> None:
+        self.updates.append(update)
+        if update.gone:
+            del self.profiles[update.view["person"]]
+        else:
+            self.profiles[update.view["person"]] = update.view

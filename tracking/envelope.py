@@ -157,7 +157,7 @@ def from_segment(
     verified = _verified_claim(context, site, user_id, email)
     event = _text(message, "event", required=segment_type == "track")
     envelope_type, channel = _type_and_channel(segment_type, event, message, context)
-    props = traits if segment_type in ("identify", "group") else _object(message, "properties")
+    props = _props(message, segment_type, traits, site)
     context_out = _context(segment_type, message, context, user_agent)
     if ip:
         context_out["ip"] = ip
@@ -179,6 +179,27 @@ def from_segment(
         trust="signed" if signed_email or verified else site.trust,
         machine=_machine(envelope_type, site, context_out.get("user_agent"), ip),
     )
+
+
+def _props(
+    message: dict[str, Any], segment_type: str, traits: dict[str, Any], site: Site
+) -> dict[str, Any]:
+    if segment_type in ("identify", "group"):
+        return traits
+    if segment_type == "alias":
+        return _merged_contact(message, site)
+    return _object(message, "properties")
+
+
+def _merged_contact(message: dict[str, Any], site: Site) -> dict[str, Any]:
+    """A server-side alias merges the contact `previousId` (a user id or an email) into the
+    one it names; from a browser key it is only a claim of identity, and merges nothing."""
+    if site.trust != "server":
+        return {}
+    previous = _identifier(message, "previousId")
+    if previous is None:
+        raise InvalidEvent("an alias needs a previousId: the contact to merge into this one")
+    return {"previous_id": normalize_email(previous) or previous}
 
 
 def _verified_claim(

@@ -242,3 +242,44 @@ def test_idle_anonymous_visitors_leave_the_dataflows_state_but_claimed_cookies_s
         1,
     )
     assert cookies_held() - before == 2, "the idle anonymous cookie was dropped"
+
+
+def crm_merge(loser: str, winner: str, ts: int) -> Envelope:
+    """The CRM folding contact `loser` into `winner` (a server-side alias)."""
+    fields = {"channel": "crm", "anon_id": None, "trust": "server", "source": "crm"}
+    return envelope(type="alias", email=winner, props={"previous_id": loser}, ts=ts, **fields)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_trusted_merge_folds_one_lead_into_another_once(workers):
+    ts = iter(range(T0, T0 + 1000 * MINUTE, MINUTE))
+    bo = {"anon_id": "bo-laptop"}
+    items = [page_view("/pricing", ts=next(ts), **bo) for _ in range(2)]
+    items.append(envelope(type="identify", email="bo@acme.com", props=TRAITS, ts=next(ts), **bo))
+    items.append(envelope(type="identify", email="ana@acme.com", props=TRAITS, ts=next(ts)))
+    items += [page_view("/demo", ts=next(ts)), crm_merge("bo@acme.com", "ana@acme.com", next(ts))]
+    # Bo's laptop and Bo's email address now feed Ana's lead; the repeat merges nothing.
+    items += [
+        page_view("/pricing", ts=next(ts), **bo),
+        crm_merge("bo@acme.com", "ana@acme.com", next(ts)),
+    ]
+    items.append(
+        envelope(
+            type="form_submit",
+            email="bo@acme.com",
+            props={"form_id": "demo-request"},
+            ts=next(ts),
+            **bo,
+        )
+    )
+    out = run_flow(items, workers)
+
+    assert "bo@acme.com" not in out["profiles"], "the loser leaves the read model"
+    ana = out["profiles"]["ana@acme.com"]
+    # Page views 1 each (4), pricing 10 each (3), demo form 10 + 30; identifies 0: each
+    # counted once, before and after the merge, and the repeated merge moved nothing.
+    assert ana["engagement"] == pytest.approx(4 + 30 + 40, abs=0.2)
+    assert [what for _, what in ana["activity"]][:2] == ["Submitted form demo-request", "alias"]
+    ready = [a for a in out["alerts"] if a["kind"] == "sales_ready"]
+    assert [a["contact"] for a in ready] == ["ana@acme.com"]
+    assert ready[0]["account"] == "acme.com"

@@ -333,3 +333,20 @@ def test_too_many_requests_from_one_address_get_429(
             assert limited.headers["retry-after"] == "1"
     finally:
         stop_processes([process])
+
+
+def test_a_server_alias_is_a_trusted_merge_and_needs_a_previous_id(collector):
+    settings, client = collector
+    merge = {"userId": "u-7", "previousId": "Bo@Acme.com", "messageId": "crm-merge-1"}
+    response = client.post("/v1/alias", json=merge, auth=SERVER)
+    assert response.status_code == 200, response.text
+    landed = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 50)]
+    (stored,) = [e for e in landed if e["id"] == "crm-merge-1"]
+    assert (stored["type"], stored["trust"], stored["props"]) == (
+        "alias",
+        "server",
+        {"previous_id": "bo@acme.com"},
+    )
+    response = client.post("/v1/alias", json={"userId": "u-7"}, auth=SERVER)
+    assert response.status_code == 400
+    assert "an alias needs a previousId" in response.json()["error"]

@@ -3,6 +3,7 @@
 import pytest
 
 from config.sites import Site
+from dataflows.merges import trusted_merge
 from dbl import codec
 from tracking import user_hash
 from tracking.envelope import (
@@ -199,3 +200,26 @@ def test_a_user_hash_from_the_sites_backend_raises_a_browser_claim_to_signed(who
 def test_a_user_hash_that_does_not_check_out_is_refused(site, message, reason):
     with pytest.raises(InvalidEvent, match=reason):
         build({"type": "identify", **message}, site)
+
+
+def test_a_server_alias_names_the_contact_it_merges():
+    env = build({"type": "alias", "userId": "u-1", "previousId": " Bo@Acme.com "}, site=SERVER)
+    assert env["props"] == {"previous_id": "bo@acme.com"}
+    assert trusted_merge(env) == ("bo@acme.com", "u-1")
+    by_id = build({"type": "alias", "userId": "u-1", "previousId": "crm-7"}, site=SERVER)
+    assert trusted_merge(by_id) == ("crm-7", "u-1")
+
+
+@pytest.mark.parametrize("previous", [None, "null", "undefined", ""])
+def test_a_server_alias_without_a_real_previous_id_is_refused(previous):
+    with pytest.raises(InvalidEvent, match="an alias needs a previousId"):
+        build({"type": "alias", "userId": "u-1", "previousId": previous}, site=SERVER)
+
+
+def test_a_browser_alias_merges_nothing_whatever_it_says():
+    message = {"type": "alias", "userId": "u-1", "previousId": "u-2"}
+    forged = {**message, "properties": {"previous_id": "u-2"}}
+    for env in (build(message), build(forged)):
+        assert env["props"] == {}
+        assert trusted_merge(env) is None
+    assert trusted_merge(build({**message, "previousId": "u-1"}, site=SERVER)) is None

@@ -1,0 +1,48 @@
+"""The contact graph (`dataflows/merges.py`) against a plain partition of contact keys."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataflows.merges import ContactGraph
+
+KEYS = ["ana", "bo", "cy", "di", "ed"]
+MERGES = st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(KEYS)), max_size=12)
+
+
+def plain_leads(merges: list[tuple[str, str]]) -> dict[str, str]:
+    """Each key's lead, by the obvious rule: a merge moves every key of the loser's lead to
+    the winner's lead, or, when they share one, to the winner itself."""
+    lead = {key: key for key in KEYS}
+    for loser, winner in merges:
+        old = lead[loser]
+        new = lead[winner] if lead[winner] != old else winner
+        lead = {key: new if lead[key] == old else lead[key] for key in KEYS}
+    return lead
+
+
+@given(MERGES)
+def test_every_key_resolves_to_the_lead_the_plain_rule_gives(merges):
+    graph = ContactGraph()
+    for loser, winner in merges:
+        graph.merge(loser, winner)
+    assert {key: graph.root(key) for key in KEYS} == plain_leads(merges)
+
+
+@given(MERGES)
+def test_a_move_names_exactly_the_keys_that_changed_lead(merges):
+    graph = ContactGraph()
+    for loser, winner in merges:
+        before = {key: graph.root(key) for key in KEYS}
+        move = graph.merge(loser, winner)
+        after = {key: graph.root(key) for key in KEYS}
+        changed = tuple(sorted(key for key in KEYS if before[key] != after[key]))
+        if move is None:
+            assert changed == ()
+            assert before[loser] == before[winner] == winner
+        else:
+            assert move.members == changed
+            assert {before[key] for key in changed} == {move.old_root}
+            assert {after[key] for key in changed} == {move.new_root} == {after[winner]}
+        assert after[loser] == after[winner]
