@@ -356,6 +356,8 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes])
             if isinstance(value, Progress):
                 out.append(value)
             elif isinstance(value, ForLead):
+                if own is None and self._packed == FRESH:
+                    metrics.CONTACT_RECORDS.inc()
                 own = own or _unpack_record(self._packed, value.item.person)
                 item = record(own, value.item, self._model)
                 order = signal_order(item.signal, item.person)
@@ -415,6 +417,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
             elif isinstance(value, Join):
                 out += self._join(value)
             elif self._profile is not None:
+                metrics.IDENTITY_MERGES.inc()
                 order = merge_order(value.merge)
                 out.append(dissolve(self._profile, value.merge, self._model, order))
                 self._retired_crossings = self._profile.crossings

@@ -8,6 +8,9 @@ EVENTS = Counter(
 IDENTITY_LINKS = Counter(
     "dbl_identity_links_total", "Cookies linked to a contact, by how they were recognised.", ["how"]
 )
+IDENTITY_MERGES = Counter(
+    "dbl_identity_merges_total", "Leads folded into another by a trusted merge (CRM, server alias)."
+)
 ALERTS = Counter("dbl_alerts_emitted_total", "Alerts emitted by the dataflow, by kind.", ["kind"])
 MACHINE_SIGNALS = Counter(
     "dbl_machine_signals_total", "Signals made by machines (not scored), by reason.", ["reason"]
@@ -26,6 +29,7 @@ STATE_KEYS = Gauge(
 )
 COOKIES = STATE_KEYS.labels("resolve_identity")
 CONTACTS = STATE_KEYS.labels("score")
+CONTACT_RECORDS = STATE_KEYS.labels("record_contact")
 DUPLICATES = Counter(
     "dbl_dataflow_duplicates_total", "Events dropped because their message id was seen before."
 )
