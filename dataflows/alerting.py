@@ -74,12 +74,17 @@ def react(
     return alerts
 
 
+def crossing(profile: Profile) -> str:
+    """The ordinal of a lead's current sales-ready crossing in its alert ids."""
+    return f"{profile.since}\x1f{profile.crossings}"
+
+
 def cool_down(profile: Profile, view: dict[str, Any]) -> dict[str, Any]:
     """The cooling alert for a lead whose engagement decayed out of sales-ready."""
     profile.sales_ready = False
     profile.cooling_at = None
     reason = f"cooled to {view['grade']}: engagement decayed to {view['engagement']}"
-    return make_alert("cooling", profile.crossings, view, reason)
+    return make_alert("cooling", crossing(profile), view, reason)
 
 
 def readiness_change(
@@ -98,11 +103,11 @@ def readiness_change(
         profile.crossings += 1
         reason = f"entered {assessment.grade}: {_why(assessment)}"
         alerts.append(
-            make_alert("sales_ready", profile.crossings, view, reason, signal=signal, late=late)
+            make_alert("sales_ready", crossing(profile), view, reason, signal=signal, late=late)
         )
     elif profile.sales_ready and not assessment.sales_ready:
         reason = f"left sales-ready for {assessment.grade} (fit {view['fit']})"
-        alerts.append(make_alert("cooling", profile.crossings, view, reason, signal=signal))
+        alerts.append(make_alert("cooling", crossing(profile), view, reason, signal=signal))
     profile.sales_ready = assessment.sales_ready
     profile.cooling_at = None
     if assessment.sales_ready and model.alerts.cooling:

@@ -32,11 +32,12 @@ from config.settings import Settings
 from dataflows import metrics
 from dataflows.accounts import Account, leave, roll_up
 from dataflows.clock import EventClock
-from dataflows.dedupe import SeenIds
+from dataflows.dedupe import SeenIds, fingerprint
 from dataflows.identity import (
     Cookie,
     Outcome,
     ToContact,
+    anonymous_person,
     how_recognized,
     idle_after,
     idle_too_long,
@@ -54,22 +55,27 @@ from dataflows.leads import (
 from dataflows.merges import (
     ContactGraph,
     Dissolve,
+    Erase,
+    Forget,
     ForLead,
     Join,
     Merge,
     Rejoin,
+    forgotten_contact,
     merge_order,
     trusted_merge,
 )
 from dataflows.ordering import (
     END_OF_INPUT,
+    Position,
     Progress,
     ReorderBuffer,
     Sequenced,
     Watermarks,
+    position,
     signal_order,
 )
-from dataflows.profile import Profile, assess
+from dataflows.profile import Profile, apply_signal, assess
 from dataflows.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
 from dataflows.sources import EventsSource, ProgressSource
 from dataflows.workers import worker_keys, worker_of
@@ -300,21 +306,33 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
 
 
 class OrderSignals(Reorder):
-    """The reorder step of contacts' signals, which also applies trusted merges in stream
-    order: every worker holds the whole contact graph and updates it at the same point of
-    the stream, so a contact key's lead is the same on every worker. Each released signal
-    goes on with its lead; a merge tells each moved contact key of this worker to rejoin."""
+    """The reorder step of contacts' signals, which also applies trusted merges and forgets
+    in stream order: every worker holds the whole contact graph and updates it at the same
+    point of the stream, so a contact key's lead is the same on every worker. Each released
+    signal goes on with its lead; a merge tells each moved contact key of this worker to
+    rejoin, a forget each erased one to drop its record.
+
+    A cookie linked to a contact before that contact was forgotten is anonymous again: its
+    signals are scored here as a fresh anonymous visitor until it names someone (rare, so
+    these few histories live in this worker's state)."""
 
     def __init__(
         self,
         senders: frozenset[str],
-        on_progress: Callable[[int], None],
+        rules: IdentityRules,
         workers: int,
         resume: bytes | None,
     ) -> None:
-        self._graph = ContactGraph()
+        self._rules = rules
         self._workers = workers
-        super().__init__("signals", senders, on_progress, resume)
+        self._graph = ContactGraph()
+        # Fingerprints of forgotten contact keys (not the keys) -> where they were forgotten.
+        self._forgotten: dict[int, Position] = {}
+        # (Cookie, the contact a forget took it from) -> what the cookie did since.
+        self._unlinked: dict[tuple[str, str], Profile] = {}
+        # (Cookie, contact) linked afresh after a forget -> where, and how it was named.
+        self._relinked: dict[tuple[str, str], tuple[Position, str]] = {}
+        super().__init__("signals", senders, _ignore, resume)
 
     def _follow(self, released: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -322,26 +340,82 @@ class OrderSignals(Reorder):
             if isinstance(value, Merge):
                 move = self._graph.merge(value.loser, value.winner)
                 if move is not None:
-                    mine = [m for m in move.members if worker_of(m, self._workers) == self._worker]
+                    mine = self._mine(move.members)
                     out += [(member, Rejoin(move, member, value.signal)) for member in mine]
+            elif isinstance(value, Forget):
+                out += self._forget(value)
             else:
-                out.append((key, ForLead(self._graph.root(key), value)))
+                out += self._route(key, value)
         return out
 
+    def _mine(self, members: Iterable[str]) -> list[str]:
+        return [m for m in members if worker_of(m, self._workers) == self._worker]
+
+    def _forget(self, forget: Forget) -> list[Any]:
+        lead, members = self._graph.forget(forget.contact)
+        for member in members:
+            self._forgotten[fingerprint(member)] = position(forget.signal)
+        erased = set(members)
+        self._relinked = {k: v for k, v in self._relinked.items() if k[1] not in erased}
+        return [(member, Erase(lead, member, forget.signal)) for member in self._mine(members)]
+
+    def _route(self, contact: str, item: ToContact) -> list[Any]:
+        """A contact's signal goes on to its lead, unless its cookie was linked to a contact
+        forgotten since: then it is anonymous until it names someone (a fresh link)."""
+        signal, cookie = item.signal, item.signal["anon_id"]
+        if not self._forgotten or cookie is None or item.linked_at is None:
+            return [self._for_lead(contact, item)]
+        linked_to = item.previous or contact
+        relinked = self._relinked.get((cookie, linked_to))
+        linked_at = item.linked_at if relinked is None else max(item.linked_at, relinked[0])
+        forgotten_at = self._forgotten.get(fingerprint(linked_to))
+        if forgotten_at is not None and linked_at < forgotten_at:
+            how = how_recognized(signal)
+            if item.previous is not None:
+                # Named by someone else on a shared device: a fresh link to them.
+                self._relinked[(cookie, contact)] = (position(signal), how)
+                return [self._for_lead(contact, replace(item, how=how))]
+            if contact_key(signal["user_id"], signal["email"]) != contact:
+                return [self._anonymous((cookie, contact), signal)]
+            # It names the forgotten contact again: a fresh link, with what it did since.
+            history = self._unlinked.pop((cookie, contact), None)
+            self._relinked[(cookie, contact)] = (position(signal), how)
+            gone = [] if history is None else [_gone(history.person)]
+            return [*gone, self._for_lead(contact, replace(item, how=how, history=history))]
+        if item.previous is None and relinked is not None and item.linked_at <= relinked[0]:
+            # The identify step still knows the link the forget undid: say how it was renewed.
+            item = replace(item, how=relinked[1])
+        return [self._for_lead(contact, item)]
+
+    def _for_lead(self, contact: str, item: ToContact) -> tuple[str, ForLead]:
+        return contact, ForLead(self._graph.root(contact), item)
+
+    def _anonymous(self, unlinked: tuple[str, str], signal: Envelope) -> tuple[str, ProfileWrite]:
+        rules, now = self._rules, signal["ts"]
+        # Idle ones are forgotten after the anonymous TTL, as in the identify step.
+        self._unlinked = {
+            k: h for k, h in self._unlinked.items() if now - h.last_seen <= rules.anonymous_ttl_ms
+        }
+        history = self._unlinked.setdefault(unlinked, Profile(anonymous_person(unlinked[0])))
+        apply_signal(history, signal, rules.model)
+        write = anonymous_write(history, rules.model)
+        return write.person, write
+
     def _restore(self, state: tuple[Any, ...]) -> None:
-        super()._restore(state[:-1])
-        self._graph = state[-1]
+        super()._restore(state[:-4])
+        self._graph, self._forgotten, self._unlinked, self._relinked = state[-4:]
 
     def _state(self) -> tuple[Any, ...]:
-        return (*super()._state(), self._graph)
+        return (*super()._state(), self._graph, self._forgotten, self._unlinked, self._relinked)
 
 
-class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes]):
+class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Erase | Progress, Any, bytes]):
     """Per contact key: keep the key's own record (`leads.record`) and pass each signal on to
     its lead, in stream order; when a trusted merge moves the key to another lead, send the
-    record there (and, from the old lead's own key, tell the old lead it is gone). The
-    record is kept packed between batches, so what is sent is a copy as of the merge.
-    Progress markers pass straight through, behind the data."""
+    record there (and, from the old lead's own key, tell the old lead it is gone); when a
+    forget erases it, drop it (the lead's own key tells the lead). The record is kept
+    packed between batches, so what is sent is a copy as of the merge. Progress markers
+    pass straight through, behind the data."""
 
     __slots__ = ("_model", "_packed")
 
@@ -349,7 +423,9 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes])
         self._model = model
         self._packed = resume if resume is not None else FRESH
 
-    def on_batch(self, values: list[ForLead | Rejoin | Progress]) -> tuple[Iterable[Any], bool]:
+    def on_batch(
+        self, values: list[ForLead | Rejoin | Erase | Progress]
+    ) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
         own: Profile | None = None
         for value in values:
@@ -362,26 +438,36 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Progress, Any, bytes])
                 item = record(own, value.item, self._model)
                 order = signal_order(item.signal, item.person)
                 out.append((value.lead, Sequenced(order, (value.lead, replace(value, item=item)))))
-            else:
+            elif isinstance(value, Rejoin):
                 out += self._rejoin(value, own)
+            else:
+                if own is not None or self._packed != FRESH:
+                    metrics.CONTACT_RECORDS.dec()
+                own, self._packed = None, FRESH
+                if value.member == value.lead:
+                    out.append(_leave(value.lead, value.signal, forgotten=True))
         if own is not None:
             self._packed = _pack(own)
-        return out, StatefulBatchLogic.RETAIN
+        retain = self._packed != FRESH
+        return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
     def _rejoin(self, rejoin: Rejoin, own: Profile | None) -> list[Any]:
         move, member, merge = rejoin.move, rejoin.member, rejoin.merge
         if own is not None:
             self._packed = _pack(own)
         join = Join(move.new_root, member, self._packed or None, merge)
-        order = merge_order(merge, member)
-        out = [(move.new_root, Sequenced(order, (move.new_root, join)))]
+        out = [(move.new_root, Sequenced(merge_order(merge, member), (move.new_root, join)))]
         if member == move.old_root:
-            leaving = Sequenced(merge_order(merge), (member, Dissolve(merge)))
-            out.append((member, leaving))
+            out.append(_leave(member, merge, forgotten=False))
         return out
 
     def snapshot(self) -> bytes:
         return self._packed
+
+
+def _leave(lead: str, signal: Envelope, *, forgotten: bool) -> tuple[str, Sequenced]:
+    """Tell lead `lead` to go (merged away or forgotten), first at its point of the stream."""
+    return lead, Sequenced(merge_order(signal), (lead, Dissolve(signal, forgotten)))
 
 
 class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, bytes]):
@@ -391,17 +477,13 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
     by the configured lateness (so a late signal from before it can still count). Progress
     markers pass straight through, behind the updates."""
 
-    __slots__ = ("_clock", "_lateness", "_model", "_profile", "_retired_crossings")
+    __slots__ = ("_clock", "_lateness", "_model", "_profile")
 
     def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
         self._clock = clock
         self._lateness = int(model.alerts.late_after_ms)
-        state: Profile | int | None = pickle.loads(resume) if resume is not None else None
-        # A lead merged away keeps only its count of crossings: should its key become a
-        # lead again, its alerts go on from there and never repeat an id.
-        self._profile = state if isinstance(state, Profile) else None
-        self._retired_crossings = state if isinstance(state, int) else 0
+        self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
 
     def on_batch(
         self, values: list[LeadInput | Progress]
@@ -411,24 +493,24 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
             if isinstance(value, Progress):
                 out.append(value)
             elif isinstance(value, ForLead):
-                out += update_lead(self._lead(value.lead), value.item, self._model)
-                lag = time.time() - value.item.signal["received_at"] / 1000
+                signal = value.item.signal
+                out += update_lead(self._lead(value.lead, signal), value.item, self._model)
+                lag = time.time() - signal["received_at"] / 1000
                 metrics.LAG_SECONDS.observe(max(0.0, lag))
             elif isinstance(value, Join):
                 out += self._join(value)
             elif self._profile is not None:
-                metrics.IDENTITY_MERGES.inc()
-                order = merge_order(value.merge)
-                out.append(dissolve(self._profile, value.merge, self._model, order))
-                self._retired_crossings = self._profile.crossings
+                (metrics.FORGETS if value.forgotten else metrics.IDENTITY_MERGES).inc()
+                order = merge_order(value.signal)
+                out.append(dissolve(self._profile, value.signal, self._model, order))
                 self._profile = None
                 metrics.CONTACTS.dec()
-        retain = self._profile is not None or self._retired_crossings > 0
+        retain = self._profile is not None
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
-    def _lead(self, key: str) -> Profile:
+    def _lead(self, key: str, first: Envelope) -> Profile:
         if self._profile is None:
-            self._profile = Profile(key, crossings=self._retired_crossings)
+            self._profile = Profile(key, since=first["received_at"])
             metrics.CONTACTS.inc()
         return self._profile
 
@@ -437,7 +519,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
             return []  # nothing known on either side yet
         own = None if join.own is None else _unpack_record(join.own, join.member)
         order = merge_order(join.merge, join.member)
-        return fold_in(self._lead(join.lead), own, join.merge, self._model, order)
+        return fold_in(self._lead(join.lead, join.merge), own, join.merge, self._model, order)
 
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
@@ -470,8 +552,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
         return self._profile.cooling_at + self._lateness
 
     def snapshot(self) -> bytes:
-        state = self._profile or self._retired_crossings
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
@@ -538,7 +619,8 @@ def _to_reorder(
 
 def _signals_for_contacts(kv: tuple[str, Outcome | Progress], workers: int) -> list[Any]:
     """A contact's signal goes to its own key; a trusted merge also goes to every worker
-    (ordered just before the signal that carries it)."""
+    (ordered just before the signal that carries it); a trusted forget goes to every worker
+    instead."""
     value = kv[1]
     if isinstance(value, Progress):
         return [value]
@@ -546,6 +628,10 @@ def _signals_for_contacts(kv: tuple[str, Outcome | Progress], workers: int) -> l
     if to_contact is None:
         return []
     person, signal = to_contact.person, to_contact.signal
+    forgotten = forgotten_contact(signal)
+    if forgotten is not None:
+        forget = Forget(forgotten, signal)
+        return [(k, Sequenced(merge_order(signal), (k, forget))) for k in worker_keys(workers)]
     routed: list[Any] = [(person, Sequenced(signal_order(signal, person), (person, to_contact)))]
     merge = trusted_merge(signal)
     if merge is not None:
@@ -580,6 +666,10 @@ def _data(kv: tuple[str, T | Progress]) -> list[T]:
     return [] if isinstance(value, Progress) else [value]
 
 
+def _is_profile_write(kv: tuple[str, Any]) -> bool:
+    return isinstance(kv[1], ProfileWrite)
+
+
 def _is_data(kv: tuple[str, Any]) -> bool:
     return not isinstance(kv[1], Progress)
 
@@ -602,10 +692,19 @@ def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrit
     if outcome.moved_from is not None:
         writes.append(ProfileWrite(outcome.moved_from, None))
     if outcome.anonymous is not None:
-        history = outcome.anonymous
-        view = profile_view(history, assess(history, history.last_seen, model), model)
-        writes.append(ProfileWrite(history.person, view))
+        writes.append(anonymous_write(outcome.anonymous, model))
     return writes
+
+
+def anonymous_write(history: Profile, model: ScoringModel) -> ProfileWrite:
+    """An anonymous visitor's view for the read model."""
+    view = profile_view(history, assess(history, history.last_seen, model), model)
+    return ProfileWrite(history.person, view)
+
+
+def _gone(person: str) -> tuple[str, ProfileWrite]:
+    """An anonymous profile that moved into a contact, leaving the read model."""
+    return person, ProfileWrite(person, None)
 
 
 def _contact_write(update: LeadUpdate) -> ProfileWrite:
@@ -664,10 +763,14 @@ def build_flow(
         op.flat_map(
             "signals_for_contacts", outcomes, lambda kv: _signals_for_contacts(kv, workers)
         ),
-        lambda r: OrderSignals(signal_senders, _ignore, workers, r),
+        lambda r: OrderSignals(signal_senders, rules, workers, r),
         workers,
     )
-    records = op.stateful_batch("record_contact", signals, lambda r: ContactRecord(model, r))
+    # Cookies anonymous again after a forget are scored there: their views go to Redis.
+    unlinked = op.branch("split_unlinked_views", signals, _is_profile_write)
+    records = op.stateful_batch(
+        "record_contact", unlinked.falses, lambda r: ContactRecord(model, r)
+    )
 
     # A lead's signals come from each of its contact keys (after merges), on different
     # workers: the same again. The event clock is what this step has released.
@@ -701,6 +804,7 @@ def build_flow(
             lambda outcome: _anonymous_writes(model, outcome),
         ),
         op.map("contact_profile", lead_updates, _contact_write),
+        op.map("unlinked_profile", unlinked.trues, lambda kv: kv[1]),
     )
     redis_sink = profiles or RedisProfileSink(
         settings.redis,

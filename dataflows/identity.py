@@ -3,7 +3,9 @@
 A cookie is anonymous (and keeps its own history) until a signal names a contact; then
 its whole history moves into that contact, once, and later signals go to the contact.
 A browser claim of a different contact on a linked cookie re-points it (shared device);
-it never merges two known contacts.
+it never merges two known contacts. A linked cookie remembers where in the stream it was
+linked, so the step that sees the stream in order can tell whether a forget of that
+contact came after (the cookie is then anonymous again).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Final
 
 from config.scoring import ScoringModel
 from dataflows.compact import Compact
+from dataflows.ordering import Position, position
 from dataflows.profile import Profile, apply_signal
 from tracking.envelope import Envelope, contact_key
 
@@ -43,6 +46,8 @@ class Cookie(Compact):
     how: str | None = None
     # The cookie's own history while nobody has claimed it.
     history: Profile | None = None
+    # Where in the stream the cookie was linked to its contact.
+    linked_at: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,10 @@ class ToContact:
     history: Profile | None = None
     # Why a machine made it (an email scanner, by the address's timing), else None.
     machine: str | None = None
+    # From a cookie linked before this signal: where it was linked; for a shared device,
+    # also the contact it belonged to until this signal.
+    linked_at: Position | None = None
+    previous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +83,8 @@ def resolve(cookie: Cookie, anon_id: str, signal: Envelope, model: ScoringModel)
         return _link(cookie, anon_id, claimed, signal)
     if cookie.contact is not None:
         assert cookie.how is not None
-        return Outcome(to_contact=ToContact(cookie.contact, signal, cookie.how))
+        item = ToContact(cookie.contact, signal, cookie.how, linked_at=cookie.linked_at)
+        return Outcome(to_contact=item)
     history = cookie.history or Profile(anonymous_person(anon_id))
     apply_signal(history, signal, model)
     cookie.history = history
@@ -82,10 +92,12 @@ def resolve(cookie: Cookie, anon_id: str, signal: Envelope, model: ScoringModel)
 
 
 def _link(cookie: Cookie, anon_id: str, claimed: str, signal: Envelope) -> Outcome:
+    linked_at, cookie.linked_at = cookie.linked_at, position(signal)
     if cookie.contact is not None:
         # Already someone's cookie: re-point it for future signals; the past stays put.
-        cookie.contact, cookie.how = claimed, "shared_device"
-        return Outcome(to_contact=ToContact(claimed, signal, "shared_device"))
+        previous, cookie.contact, cookie.how = cookie.contact, claimed, "shared_device"
+        item = ToContact(claimed, signal, "shared_device", linked_at=linked_at, previous=previous)
+        return Outcome(to_contact=item)
     history, cookie.history = cookie.history, None
     cookie.contact, cookie.how = claimed, how_recognized(signal)
     moved_from = anonymous_person(anon_id) if history is not None else None

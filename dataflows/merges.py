@@ -1,9 +1,11 @@
-"""Trusted merges of known contacts: which contact each contact key now belongs to. Pure.
+"""Trusted merges and forgets of known contacts: which lead each contact key belongs to.
+Pure.
 
 Only a trusted source folds one known contact into another: a server-side `alias`
 (`previousId` into `userId`) sent with a server write key, such as a CRM's merge. Browsers
-never merge. Merges are rare, so every worker of the signal-ordering step keeps the whole
-graph and applies each merge at the same point of the stream: every worker then resolves a
+never merge. Only a server key may ask to forget a contact (`/v1/forget`): its whole lead
+is erased. Both are rare, so every worker of the signal-ordering step keeps the whole
+graph and applies each at the same point of the stream: every worker then resolves a
 contact key alike, whatever the partitioning.
 """
 
@@ -13,7 +15,14 @@ from dataclasses import dataclass, field
 
 from dataflows.identity import ToContact
 from dataflows.ordering import OrderKey, signal_order
-from tracking.envelope import Envelope, contact_key
+from tracking.envelope import FORGET, Envelope, contact_key
+
+
+def forgotten_contact(signal: Envelope) -> str | None:
+    """The contact key a trusted forget request names, else None."""
+    if signal["type"] != FORGET or signal["trust"] != "server":
+        return None
+    return contact_key(signal["user_id"], signal["email"])
 
 
 def trusted_merge(signal: Envelope) -> tuple[str, str] | None:
@@ -81,6 +90,15 @@ class ContactGraph:
             self.roots[member] = new_root
         return Move(old_root, new_root, tuple(sorted(moved)))
 
+    def forget(self, contact: str) -> tuple[str, tuple[str, ...]]:
+        """Erase the lead `contact` belongs to: its key and all its keys (in key order),
+        each its own lead again from now on."""
+        root = self.root(contact)
+        members = tuple(self.members.pop(root, [root]))
+        for member in members:
+            self.roots.pop(member, None)
+        return root, members
+
 
 @dataclass(frozen=True, slots=True)
 class Merge:
@@ -88,6 +106,24 @@ class Merge:
 
     loser: str
     winner: str
+    signal: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """A trusted forget request on its way to every worker of the signal-ordering step."""
+
+    contact: str
+    signal: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """To contact key `member` of a forgotten lead `lead`: drop your own record (and, the
+    lead's own key, tell the lead to go)."""
+
+    lead: str
+    member: str
     signal: Envelope
 
 
@@ -113,9 +149,11 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Dissolve:
-    """To a lead folded into another by `merge`: leave the read model, drop your state."""
+    """To a lead folded into another by a merge, or erased by a forget (`signal`): leave
+    the read model and your account, drop your state."""
 
-    merge: Envelope
+    signal: Envelope
+    forgotten: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ IDENTITY_LINKS = Counter(
 IDENTITY_MERGES = Counter(
     "dbl_identity_merges_total", "Leads folded into another by a trusted merge (CRM, server alias)."
 )
+FORGETS = Counter(
+    "dbl_identity_forgets_total",
+    "Leads erased by a trusted forget request (right to be forgotten).",
+)
 ALERTS = Counter("dbl_alerts_emitted_total", "Alerts emitted by the dataflow, by kind.", ["kind"])
 MACHINE_SIGNALS = Counter(
     "dbl_machine_signals_total", "Signals made by machines (not scored), by reason.", ["reason"]

@@ -24,6 +24,13 @@ END_OF_INPUT: Final = 2**62
 
 # Receive time, event time (both ms), signal id, person: a total order on a step's input.
 OrderKey = tuple[int, int, str, str]
+# Receive time, event time, signal id: where a signal stands in the stream.
+Position = tuple[int, int, str]
+
+
+def position(signal: Envelope) -> Position:
+    """Where a signal stands in the stream."""
+    return signal["received_at"], signal["ts"], signal["id"]
 
 
 def signal_order(signal: Envelope, person: str) -> OrderKey:

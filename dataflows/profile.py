@@ -50,8 +50,11 @@ class Profile(Compact):
     # Key actions already alerted: action id -> the session it fired in.
     key_actions: dict[str, int] = field(default_factory=dict)
     sales_ready: bool = False
-    # How many times this lead entered sales-ready: makes alert ids deterministic.
+    # How many times this lead entered sales-ready, and when (receive time) the lead began:
+    # together they make alert ids deterministic, and unique even for a key that becomes a
+    # lead again after a merge or a forget.
     crossings: int = 0
+    since: int = 0
     # When a sales-ready lead's engagement will have decayed out of sales-ready.
     cooling_at: int | None = None
     # Email timing, to tell scanners from people: campaign -> delivered at; last clicks.

@@ -70,6 +70,10 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
             if item.view is None:
                 pipe.delete(key)
                 pipe.zrem(self._keys.hot_leads, item.person)
+                if not item.person.startswith(ANONYMOUS_PREFIX):
+                    # Merged away or forgotten: off every rep's "hot now" list too.
+                    for rep in self._routing.reps:
+                        pipe.zrem(self._keys.rep_recent(rep), item.person)
                 continue
             pipe.delete(key)
             pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from config.settings import Settings
 from dataflows.accounts import Account, leave, roll_up
 from dataflows.identity import ToContact, anonymous_person, how_recognized
 from dataflows.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
-from dataflows.merges import merge_order, trusted_merge
+from dataflows.merges import forgotten_contact, merge_order, trusted_merge
 from dataflows.profile import Profile, apply_signal, assess
 from tracking.envelope import Envelope, contact_key
 
@@ -37,8 +37,10 @@ class Reference:
     records: dict[str, Profile] = field(default_factory=dict)
     lead_of: dict[str, str] = field(default_factory=dict)
     leads: dict[str, Profile] = field(default_factory=dict)
-    # A lead merged away -> its count of crossings (alert ids go on from it, never repeat).
-    retired: dict[str, int] = field(default_factory=dict)
+    # cookie -> the contact a forget took it from (until it names someone again), and what
+    # it did since, per (cookie, that contact)
+    unlinked_from: dict[str, str] = field(default_factory=dict)
+    since_forget: dict[tuple[str, str], Profile] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=lambda: defaultdict(Account))
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: list[LeadUpdate] = field(default_factory=list)
@@ -50,11 +52,16 @@ class Reference:
             key=lambda s: (s["received_at"], s["ts"], s["id"]),
         )
         for signal in stream:
-            if self._first_time(signal):
-                merge = trusted_merge(signal)
-                if merge is not None:
-                    self._merge(*merge, signal)
-                self._apply(signal)
+            if not self._first_time(signal):
+                continue
+            forgotten = forgotten_contact(signal)
+            if forgotten is not None:
+                self._forget(forgotten, signal)
+                continue
+            merge = trusted_merge(signal)
+            if merge is not None:
+                self._merge(*merge, signal)
+            self._apply(signal)
         alerts = [alert for update in self.updates for alert in update.alerts]
         rule = self.model.alerts.account_surge
         for update in sorted(self.updates, key=lambda u: u.order):
@@ -82,17 +89,52 @@ class Reference:
         moved = sorted(key for key in known if self._lead(key) == old)
         gone = self.leads.pop(old, None)
         if gone is not None:
-            self.retired[old] = gone.crossings
             self._updated(dissolve(gone, signal, self.model, merge_order(signal)))
         for member in moved:
             self.lead_of[member] = new
             own = self.records.get(member)
             if own is None and new not in self.leads:
                 continue
-            lead = self._lead_profile(new)
+            lead = self._lead_profile(new, signal)
             order = merge_order(signal, member)
             for update in fold_in(lead, own, signal, self.model, order):
                 self._updated(update)
+
+    def _forget(self, contact: str, signal: Envelope) -> None:
+        """The contact's whole lead goes: its view, its account share, every key's own
+        record and merge; the cookies of those keys are anonymous again."""
+        lead = self._lead(contact)
+        known = {lead, *self.records, *self.lead_of}
+        members = {key for key in known if self._lead(key) == lead}
+        for member in members:
+            self.records.pop(member, None)
+            self.lead_of.pop(member, None)
+        gone = self.leads.pop(lead, None)
+        if gone is not None:
+            self._updated(dissolve(gone, signal, self.model, merge_order(signal)))
+        for cookie, (owner, _) in list(self.owner.items()):
+            if owner in members:
+                del self.owner[cookie]
+                self.unlinked_from[cookie] = owner
+
+    def _after_forget(self, cookie: str, claimed: str | None, signal: Envelope) -> None:
+        """A cookie a forget made anonymous: anonymous until it names someone; naming the
+        same contact again brings what it did since, naming another leaves that behind."""
+        before = self.unlinked_from[cookie]
+        if claimed is None:
+            history = self.since_forget.setdefault(
+                (cookie, before), Profile(anonymous_person(cookie))
+            )
+            apply_signal(history, signal, self.model)
+            view = profile_view(history, assess(history, history.last_seen, self.model), self.model)
+            self.profiles[history.person] = view
+            return
+        del self.unlinked_from[cookie]
+        moved = self.since_forget.pop((cookie, before), None) if claimed == before else None
+        if moved is not None:
+            del self.profiles[moved.person]
+        self.owner[cookie] = (claimed, how_recognized(signal))
+        self._to_contact(ToContact(claimed, signal, how_recognized(signal), moved))
 
     def _first_time(self, signal: Envelope) -> bool:
         key = signal["anon_id"] or contact_key(signal["user_id"], signal["email"])
@@ -110,6 +152,9 @@ class Reference:
         if cookie is None:
             assert claimed is not None
             self._to_contact(ToContact(claimed, signal, how_recognized(signal)))
+            return
+        if cookie in self.unlinked_from:
+            self._after_forget(cookie, claimed, signal)
             return
         current = self.owner.get(cookie)
         if claimed is not None and current is not None and claimed != current[0]:
@@ -134,13 +179,13 @@ class Reference:
     def _to_contact(self, item: ToContact) -> None:
         own = self.records.setdefault(item.person, Profile(item.person))
         item = record(own, item, self.model)
-        profile = self._lead_profile(self._lead(item.person))
+        profile = self._lead_profile(self._lead(item.person), item.signal)
         for update in update_lead(profile, item, self.model):
             self._updated(update)
 
-    def _lead_profile(self, lead: str) -> Profile:
+    def _lead_profile(self, lead: str, first: Envelope) -> Profile:
         if lead not in self.leads:
-            self.leads[lead] = Profile(lead, crossings=self.retired.pop(lead, 0))
+            self.leads[lead] = Profile(lead, since=first["received_at"])
         return self.leads[lead]
 
     def _updated(self, update: LeadUpdate) -> None:

@@ -2,9 +2,10 @@
 
 People browse on several cookies, identify on some (sometimes a cookie of somebody else: a
 shared device), fill forms, open and click emails; the CRM merges two of them (a server
-alias); SDKs resend events (duplicates) and some signals arrive late. A *plan* is a list
-of steps; `stream` turns it into envelopes stamped with receive times from a fixed origin,
-and `Stamper` stamps the same steps live, as the collector would.
+alias) or passes on that one asked to be forgotten; SDKs resend events (duplicates) and
+some signals arrive late. A *plan* is a list of steps; `stream` turns it into envelopes
+stamped with receive times from a fixed origin, and `Stamper` stamps the same steps live,
+as the collector would.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tracking.envelope import Envelope
 PEOPLE = ["ana@acme.com", "bo@acme.com", "cy@globex.com", "di@gmail.com"]
 TRAITS = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}
 PAGES = ["/pricing", "/blog", "/demo", "/product", "/careers"]
-KINDS = ["page", "page", "page", "identify", "form", "open", "click", "merge", "repeat"]
+KINDS = ["page", "page", "page", "identify", "form", "open", "click", "merge", "forget", "repeat"]
 LATENESS = [0, 0, 0, 2_000, 3_600_000]  # how long after it happened a signal arrives (ms)
 
 # (kind, person index, cookie index, page index, ms since the previous signal, lateness)
@@ -57,6 +58,10 @@ def signal(kind: str, person: int, cookie: int, page: int, received: int, late: 
     if kind == "form":
         props = {"form_id": "demo-request", **TRAITS}
         return envelope(type="form_submit", anon_id=anon, email=email, props=props, **common)
+    if kind == "forget":
+        # The person asked to be forgotten; the CRM passes it on.
+        crm = {"channel": "crm", "anon_id": None, "email": email, "trust": "server"}
+        return envelope(type="forget", **crm, **common)
     if kind == "merge":
         # The CRM folds another person into this one (the cookie index picks which).
         loser = PEOPLE[(person + 1 + cookie) % len(PEOPLE)]

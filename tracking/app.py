@@ -1,7 +1,8 @@
 """The collector: a thin ASGI app serving the Segment HTTP Tracking API, the tracking
 snippet, signed email links and the SendGrid event webhook.
 
-- `POST /v1/batch|track|page|screen|identify|alias|group`: the write key as HTTP Basic
+- `POST /v1/batch|track|page|screen|identify|alias|group`, and `/v1/forget` (server keys
+  only: erase a contact): the write key as HTTP Basic
   username, or `writeKey` in the body. A 2xx means the broker acknowledged every accepted
   event (acks=all). Bad input gets a 4xx with `{"error": reason}`; an unreachable broker a
   fast 503 with Retry-After; too many requests from one address a 429.
@@ -39,7 +40,7 @@ from dbl.asgi import (
     run_lifespan,
 )
 from tracking import email_links, metrics
-from tracking.envelope import Envelope, InvalidEvent, from_segment, partition_key
+from tracking.envelope import FORGET, Envelope, InvalidEvent, from_segment, partition_key
 from tracking.esp import sendgrid_envelopes
 from tracking.machines import truncate_ip
 from tracking.producer import BrokerUnavailable, EventProducer, Record
@@ -51,6 +52,7 @@ RETRY_AFTER_S: Final = b"5"
 
 SINGLE_CALLS: Final = {f"/v1/{t}": t for t in ("track", "page", "screen", "identify", "alias")}
 SINGLE_CALLS["/v1/group"] = "group"
+SINGLE_CALLS["/v1/forget"] = FORGET
 SENDGRID: Final = "/v1/esp/sendgrid"
 PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE: Final = [(b"cache-control", b"no-store, private")]

@@ -31,7 +31,10 @@ EARLIEST_MS: Final = 946_684_800_000
 LATEST_MS: Final = 4_102_444_800_000
 
 SEGMENT_TYPES: Final = frozenset({"page", "screen", "track", "identify", "alias", "group"})
-ENVELOPE_TYPES: Final = SEGMENT_TYPES | {"email_open", "email_click", "form_submit"}
+# A trusted request to erase a contact (right to be forgotten): server write keys only.
+FORGET: Final = "forget"
+CALL_TYPES: Final = SEGMENT_TYPES | {FORGET}
+ENVELOPE_TYPES: Final = CALL_TYPES | {"email_open", "email_click", "form_submit"}
 CHANNELS: Final = frozenset({"web", "email", "event", "crm"})
 TRUSTS: Final = frozenset({"browser", "signed", "server"})
 
@@ -145,15 +148,20 @@ def from_segment(
         raise InvalidEvent("an event must be a JSON object")
     _check_nesting(message)
     segment_type = call_type or _text(message, "type", required=True)
-    if segment_type not in SEGMENT_TYPES:
-        raise InvalidEvent(f"type must be one of {sorted(SEGMENT_TYPES)}, got {segment_type!r}")
-    anon_id = _identifier(message, "anonymousId")
+    if segment_type not in CALL_TYPES:
+        raise InvalidEvent(f"type must be one of {sorted(CALL_TYPES)}, got {segment_type!r}")
+    # A forget names a contact, never a cookie (it is keyed, and applied, by the contact).
+    anon_id = None if segment_type == FORGET else _identifier(message, "anonymousId")
     user_id = _identifier(message, "userId")
     context = _object(message, "context")
     traits = _traits(message, segment_type, context)
     email = normalize_email(signed_email or traits.get("email"))
     if anon_id is None and user_id is None and email is None:
+        if segment_type == FORGET:
+            raise InvalidEvent("a forget names the contact: a userId or an email trait")
         raise InvalidEvent("an event needs an anonymousId, a userId or an email trait")
+    if segment_type == FORGET and site.trust != "server":
+        raise InvalidEvent("only a server write key may ask to forget a contact")
     verified = _verified_claim(context, site, user_id, email)
     event = _text(message, "event", required=segment_type == "track")
     envelope_type, channel = _type_and_channel(segment_type, event, message, context)
@@ -188,6 +196,8 @@ def _props(
         return traits
     if segment_type == "alias":
         return _merged_contact(message, site)
+    if segment_type == FORGET:
+        return {}  # nothing about a contact to be forgotten is kept
     return _object(message, "properties")
 
 
@@ -266,7 +276,7 @@ def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _traits(message: dict[str, Any], segment_type: str, context: dict[str, Any]) -> dict[str, Any]:
-    own = _object(message, "traits") if segment_type in ("identify", "group") else {}
+    own = _object(message, "traits") if segment_type in ("identify", "group", FORGET) else {}
     from_context = context.get("traits")
     merged = dict(from_context) if isinstance(from_context, dict) else {}
     if segment_type == "track":
@@ -282,6 +292,8 @@ def _type_and_channel(
 ) -> tuple[str, str]:
     if segment_type == "track" and event in _TRACK_TYPES:
         return _TRACK_TYPES[event]
+    if segment_type == FORGET:
+        return FORGET, "crm"
     declared = context.get("channel")
     if isinstance(declared, str) and declared in CHANNELS:
         return segment_type, declared

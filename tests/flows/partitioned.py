@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,13 +117,16 @@ class _FilePart(StatelessSinkPartition[Any]):
         self._file = path.open("ab")
 
     def write_batch(self, items: list[Any]) -> None:
-        pickle.dump(items, self._file)
+        # Stamped with the wall clock, which both processes share: Redis, too, applies
+        # the workers' writes in the order they come.
+        pickle.dump((time.time_ns(), items), self._file)
 
     def close(self) -> None:
         self._file.close()
 
 
 def _read_batches(paths: list[Path]) -> list[list[Any]]:
+    """Every worker's batches, in the order they were written."""
     batches = []
     for path in paths:
         with path.open("rb") as file:
@@ -131,7 +135,7 @@ def _read_batches(paths: list[Path]) -> list[list[Any]]:
                     batches.append(pickle.load(file))
                 except EOFError:
                     break
-    return batches
+    return [items for _, items in sorted(batches, key=lambda batch: batch[0])]
 
 
 def run_cluster(
@@ -158,7 +162,6 @@ def run_cluster(
             process.kill()
             process.wait()
             log.close()
-    # A person's profile is written by one worker only, so per-worker order is enough.
     writes = [w for b in _read_batches(sorted(directory.glob("profiles-*.pickle"))) for w in b]
     alerts = [a for b in _read_batches(sorted(directory.glob("alerts-*.pickle"))) for a in b]
     return final_profiles(writes), [codec.loads(a.value) for a in alerts]

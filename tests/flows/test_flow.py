@@ -283,3 +283,33 @@ def test_a_trusted_merge_folds_one_lead_into_another_once(workers):
     ready = [a for a in out["alerts"] if a["kind"] == "sales_ready"]
     assert [a["contact"] for a in ready] == ["ana@acme.com"]
     assert ready[0]["account"] == "acme.com"
+
+
+def forget(contact: str, ts: int) -> Envelope:
+    """A trusted request to forget `contact` (from the CRM's server key)."""
+    fields = {"channel": "crm", "anon_id": None, "trust": "server", "source": "crm"}
+    return envelope(type="forget", email=contact, ts=ts, **fields)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_forgotten_contact_leaves_and_its_cookies_start_afresh(workers):
+    items = hot_lead_journey()  # Dana, on cookie-1, ends sales-ready
+    items += [forget("dana@acme.com", T0), page_view("/blog")]
+    items.append(envelope(type="identify", email="dana@acme.com"))
+    for minute, item in enumerate(items):
+        item["ts"] = item["received_at"] = T0 + minute * MINUTE
+    before_claim = run_flow(items[:-1], workers)
+    out = run_flow(items, workers)
+
+    # Right after the forget: no Dana, and her cookie is a fresh anonymous visitor.
+    assert "dana@acme.com" not in before_claim["profiles"]
+    anonymous = before_claim["profiles"]["anon:cookie-1"]
+    assert [what for _, what in anonymous["activity"]] == ["Viewed /blog"]
+    # When the cookie names her again, only what it did since the forget comes along.
+    dana = out["profiles"]["dana@acme.com"]
+    assert "anon:cookie-1" not in out["profiles"]
+    assert [what for _, what in dana["activity"]] == ["Identified", "Viewed /blog"]
+    assert dana["engagement"] == pytest.approx(1, abs=0.1)
+    assert dana["recognized_by"] == "browser_identify"
+    ready = [a for a in out["alerts"] if a["kind"] == "sales_ready"]
+    assert len(ready) == 1, "her alert before the forget, none after"

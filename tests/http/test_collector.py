@@ -350,3 +350,15 @@ def test_a_server_alias_is_a_trusted_merge_and_needs_a_previous_id(collector):
     response = client.post("/v1/alias", json={"userId": "u-7"}, auth=SERVER)
     assert response.status_code == 400
     assert "an alias needs a previousId" in response.json()["error"]
+
+
+def test_only_a_server_key_may_ask_to_forget_a_contact(collector):
+    settings, client = collector
+    request = {"userId": "u-8", "messageId": "forget-1"}
+    refused = client.post("/v1/forget", json=request, auth=BROWSER)
+    assert refused.status_code == 400
+    assert "only a server write key" in refused.json()["error"]
+    assert client.post("/v1/forget", json=request, auth=SERVER).status_code == 200
+    landed = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 60)]
+    (stored,) = [e for e in landed if e["id"] == "forget-1"]
+    assert (stored["type"], stored["user_id"], stored["props"]) == ("forget", "u-8", {})

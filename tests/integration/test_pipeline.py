@@ -18,6 +18,7 @@ from tests.conftest import DANA, wait_until
 
 pytestmark = pytest.mark.integration
 BROWSER = ("wk_demo_browser", "")
+SERVER = ("wk_demo_server", "")
 
 
 def _page(client: httpx.Client, path: str) -> None:
@@ -37,7 +38,7 @@ def _stream(client: redis.Redis, keys: RedisKeys, rep: str) -> list[dict[str, An
     return [codec.loads(fields[b"alert"]) for _, fields in entries]  # type: ignore[union-attr]
 
 
-def test_anonymous_history_moves_to_the_contact_and_one_alert_reaches_the_owner(
+def test_anonymous_history_moves_to_the_contact_one_alert_reaches_the_owner_and_a_forget_erases(
     running_system: Settings, redis_client: redis.Redis
 ):
     settings = running_system
@@ -47,6 +48,7 @@ def test_anonymous_history_moves_to_the_contact_and_one_alert_reaches_the_owner(
         httpx.Client(base_url=f"http://127.0.0.1:{settings.rep_api_port}", headers=sam) as rep_api,
     ):
         _journey_to_one_alert(settings, redis_client, collector, rep_api)
+        _forget_her(settings, redis_client, collector)
 
 
 def _journey_to_one_alert(
@@ -100,6 +102,24 @@ def _journey_to_one_alert(
     _replay(settings, alerts[0])
     time.sleep(1.0)
     assert _stream(redis_client, keys, "sam") == everything, "a replayed alert lands once"
+
+
+def _forget_her(settings: Settings, redis_client: redis.Redis, collector: httpx.Client) -> None:
+    """Dana asks to be forgotten: her profile leaves Redis and the reps' lists, and her
+    cookie is a fresh anonymous visitor."""
+    keys = RedisKeys(settings.redis_prefix)
+    assert redis_client.zscore(keys.rep_recent("sam"), "dana@acme.com") is not None
+    forget = {"traits": {"email": "dana@acme.com"}}
+    assert collector.post("/v1/forget", json=forget, auth=SERVER).status_code == 200
+    wait_until(lambda: _profile(redis_client, keys, "dana@acme.com") is None, what="Dana erased")
+    assert redis_client.zscore(keys.hot_leads, "dana@acme.com") is None
+    assert redis_client.zscore(keys.rep_recent("sam"), "dana@acme.com") is None
+    _page(collector, "/blog/lead-scoring")
+    fresh = wait_until(
+        lambda: _profile(redis_client, keys, "anon:cookie-dana"), what="her cookie, anonymous"
+    )
+    assert isinstance(fresh, dict)
+    assert [what for _, what in fresh["activity"]] == ["Viewed /blog/lead-scoring"]
 
 
 def _sales_ready(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,9 +16,7 @@ def plain_leads(merges: list[tuple[str, str]]) -> dict[str, str]:
     the winner's lead, or, when they share one, to the winner itself."""
     lead = {key: key for key in KEYS}
     for loser, winner in merges:
-        old = lead[loser]
-        new = lead[winner] if lead[winner] != old else winner
-        lead = {key: new if lead[key] == old else lead[key] for key in KEYS}
+        lead = plain_leads_from(lead, loser, winner)
     return lead
 
 
@@ -46,3 +44,36 @@ def test_a_move_names_exactly_the_keys_that_changed_lead(merges):
             assert {before[key] for key in changed} == {move.old_root}
             assert {after[key] for key in changed} == {move.new_root} == {after[winner]}
         assert after[loser] == after[winner]
+
+
+FORGETS = st.lists(
+    st.one_of(
+        st.tuples(st.just("merge"), st.sampled_from(KEYS), st.sampled_from(KEYS)),
+        st.tuples(st.just("forget"), st.sampled_from(KEYS), st.just("")),
+    ),
+    max_size=16,
+)
+
+
+@given(FORGETS)
+def test_a_forget_erases_the_whole_lead_and_nothing_else(changes):
+    graph = ContactGraph()
+    lead = {key: key for key in KEYS}
+    for change, key, other in changes:
+        if change == "merge":
+            graph.merge(key, other)
+            lead = plain_leads_from(lead, key, other)
+            continue
+        erased = {k for k in KEYS if lead[k] == lead[key]}
+        root, members = graph.forget(key)
+        assert root == lead[key]
+        assert set(members) == erased
+        assert list(members) == sorted(members)
+        lead = {k: k if k in erased else lead[k] for k in KEYS}
+        assert {k: graph.root(k) for k in KEYS} == lead
+
+
+def plain_leads_from(lead: dict[str, str], loser: str, winner: str) -> dict[str, str]:
+    old = lead[loser]
+    new = lead[winner] if lead[winner] != old else winner
+    return {key: new if lead[key] == old else lead[key] for key in KEYS}

@@ -3,7 +3,7 @@
 import pytest
 
 from config.sites import Site
-from dataflows.merges import trusted_merge
+from dataflows.merges import forgotten_contact, trusted_merge
 from dbl import codec
 from tracking import user_hash
 from tracking.envelope import (
@@ -223,3 +223,30 @@ def test_a_browser_alias_merges_nothing_whatever_it_says():
         assert env["props"] == {}
         assert trusted_merge(env) is None
     assert trusted_merge(build({**message, "previousId": "u-1"}, site=SERVER)) is None
+
+
+def test_a_forget_from_a_server_names_a_contact_and_keeps_nothing_else():
+    message = {"type": "forget", "userId": "u-9", "anonymousId": "c-1", "traits": {"title": "CEO"}}
+    env = build(message, site=SERVER)
+    assert (env["type"], env["channel"], env["anon_id"], env["props"]) == (
+        "forget",
+        "crm",
+        None,
+        {},
+    )
+    assert partition_key(env) == "u-9"
+    assert forgotten_contact(env) == "u-9"
+    by_email = build({"type": "forget", "traits": {"email": "Dana@Acme.com"}}, site=SERVER)
+    assert forgotten_contact(by_email) == "dana@acme.com"
+
+
+@pytest.mark.parametrize(
+    ("message", "site", "reason"),
+    [
+        ({"type": "forget", "userId": "u-9"}, BROWSER, "only a server write key"),
+        ({"type": "forget", "anonymousId": "c-1"}, SERVER, "a forget names the contact"),
+    ],
+)
+def test_a_forget_needs_a_server_key_and_a_contact(message, site, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        build(message, site=site)
