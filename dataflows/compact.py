@@ -5,7 +5,7 @@ from __future__ import annotations
 import copyreg
 from dataclasses import fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 # The classes held in packed per-key state, each named in a pickle by a one-byte extension
 # code (the standard library's extension registry; 240-255 are for private use) instead of
@@ -45,6 +45,10 @@ class Compact:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, value in zip(_layout(type(self))[0], state, strict=True):
             object.__setattr__(self, name, value)
+
+
+# The packed state of a key seen for the first time (nothing to unpickle).
+FRESH: Final = b""
 
 
 # Per class: its field names, and one getter that reads them all into a tuple.

@@ -12,83 +12,39 @@ Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
 
 from __future__ import annotations
 
-import pickle
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
-from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
-from dataflows.accounts import Account, leave, roll_up
 from dataflows.clock import EventClock
-from dataflows.dedupe import SeenIds, fingerprint
-from dataflows.identity import (
-    Cookie,
-    Outcome,
-    ToContact,
-    anonymous_person,
-    how_recognized,
-    idle_after,
-    idle_too_long,
-    resolve,
-)
-from dataflows.leads import (
-    LeadUpdate,
-    cool_if_due,
-    dissolve,
-    fold_in,
-    profile_view,
-    record,
-    update_lead,
-)
-from dataflows.merges import (
-    ContactGraph,
-    Dissolve,
-    Erase,
-    Forget,
-    ForLead,
-    Join,
-    Merge,
-    Rejoin,
-    forgotten_contact,
-    merge_order,
-    trusted_merge,
-)
-from dataflows.ordering import (
-    END_OF_INPUT,
-    Position,
-    Progress,
-    ReorderBuffer,
-    Sequenced,
-    Watermarks,
-    position,
-    signal_order,
-)
-from dataflows.profile import Profile, apply_signal, assess
+from dataflows.identity import Outcome
+from dataflows.leads import LeadUpdate
+from dataflows.merges import Forget, Merge, forgotten_contact, merge_order, trusted_merge
+from dataflows.ordering import Progress, Sequenced, signal_order
 from dataflows.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
 from dataflows.sources import EventsSource, ProgressSource
+from dataflows.steps.accounts import RollupAccount
+from dataflows.steps.identify import Identify, IdentityRules
+from dataflows.steps.leads import ContactRecord, ScoreLead
+from dataflows.steps.ordering import OrderSignals, Reorder, anonymous_write, ignore_progress
 from dataflows.workers import worker_keys, worker_of
 from dbl import codec
 from dbl.redis_keys import RedisKeys
-from tracking.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
+from tracking.envelope import Envelope, InvalidEvent, decode, partition_key
 
 T = TypeVar("T")
-# What the score step gets for a lead (and progress markers).
-LeadInput = ForLead | Join | Dissolve
 
 MAX_DLQ_VALUE_CHARS = 4096
-COOLING_CHECK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,454 +85,6 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
     return KafkaSinkMessage(msg.key, codec.dumps(record))
 
 
-@dataclass(frozen=True, slots=True)
-class IdentityRules:
-    """What every key of the identify step shares: one object, not four fields per key."""
-
-    model: ScoringModel
-    clock: EventClock
-    dedupe_window_ms: int
-    anonymous_ttl_ms: int
-
-
-class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes]):
-    """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
-    signal it is. A cookie keeps its anonymous history until someone claims it, then routes
-    to them; one nobody claimed is forgotten after the anonymous TTL of event time.
-    Progress markers (sent to worker keys) pass straight through, behind the data.
-
-    There is one of these per visitor, so the state stays packed (pickled) between batches:
-    a few hundred bytes instead of a few kilobytes of live objects, and the snapshot is
-    ready-made. (A batch logic, not a `stateful` one: no wrapper object per key either.)"""
-
-    # No per-instance __dict__: these slots are all a visitor costs here.
-    __slots__ = ("_counted", "_idle_after", "_packed", "_rules")
-
-    def __init__(self, rules: IdentityRules, resume: bytes | None) -> None:
-        self._rules = rules
-        self._packed = resume if resume is not None else FRESH
-        self._counted = False
-        self._idle_after = (
-            None
-            if resume is None
-            else idle_after(unpack_identity(resume)[1], rules.anonymous_ttl_ms)
-        )
-
-    def on_batch(
-        self, values: list[Envelope | Progress]
-    ) -> tuple[Iterable[Outcome | Progress], bool]:
-        out: list[Outcome | Progress] = []
-        state: tuple[SeenIds, Cookie] | None = None
-        for value in values:
-            if isinstance(value, Progress):
-                out.append(replace(value, sender=f"{value.sender}@{value.to}"))
-                continue
-            state = state or unpack_identity(self._packed)
-            out += self._identify(*state, value)
-        if state is not None:
-            self._packed = pack_identity(*state)
-            self._idle_after = idle_after(state[1], self._rules.anonymous_ttl_ms)
-        return out, StatefulBatchLogic.RETAIN
-
-    def _identify(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
-        rules = self._rules
-        if not seen.first_time(value["id"], value["received_at"], rules.dedupe_window_ms):
-            metrics.DUPLICATES.inc()
-            return []
-        anon_id = value["anon_id"]
-        if anon_id is None:
-            person, how = _contact_of(value), how_recognized(value)
-            return [Outcome(to_contact=ToContact(person, value, how))]
-        if not self._counted:
-            metrics.COOKIES.inc()
-            self._counted = True
-        if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms):
-            cookie.history = None  # only an unclaimed cookie goes idle: this is a fresh one
-        linked_before = cookie.contact
-        outcome = resolve(cookie, anon_id, value, rules.model)
-        if cookie.contact != linked_before:
-            metrics.IDENTITY_LINKS.labels(cookie.how).inc()
-        return [outcome]
-
-    def notify_at(self) -> datetime | None:
-        if self._idle_after is None:
-            return None
-        return self._rules.clock.wall_time_when(self._idle_after)
-
-    def on_notify(self) -> tuple[Iterable[Outcome], bool]:
-        return [], self._forget_if_idle()
-
-    def on_eof(self) -> tuple[Iterable[Outcome], bool]:
-        return [], self._forget_if_idle()
-
-    def _forget_if_idle(self) -> bool:
-        # The dedupe window is far shorter than the TTL: nothing else is worth keeping.
-        if self._idle_after is not None and self._rules.clock.now() > self._idle_after:
-            if self._counted:
-                metrics.COOKIES.dec()
-            return StatefulBatchLogic.DISCARD
-        return StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes:
-        return self._packed
-
-
-# The packed state of a key seen for the first time (nothing to unpickle).
-FRESH: Final = b""
-
-
-def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
-    """A visitor's identity state as the identify step keeps it (and snapshots it)."""
-    return pickle.dumps((seen, cookie), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
-    """The inverse of `pack_identity` (`FRESH` gives a new state)."""
-    if packed == FRESH:
-        return SeenIds(), Cookie()
-    state: tuple[SeenIds, Cookie] = pickle.loads(packed)
-    return state
-
-
-def _pack(own: Profile) -> bytes:
-    return pickle.dumps(own, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _unpack_record(packed: bytes, contact: str) -> Profile:
-    """A contact key's own record as packed (`FRESH`: a new one)."""
-    if packed == FRESH:
-        return Profile(contact)
-    own: Profile = pickle.loads(packed)
-    return own
-
-
-class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
-    """Per worker key: hold (key, value) items until every upstream sender's progress has
-    passed them, then release them in (receive time, id, person) order, followed by this
-    worker's own progress for the next step. At the end of input everything left is
-    released."""
-
-    def __init__(
-        self,
-        name: str,
-        senders: frozenset[str],
-        on_progress: Callable[[int], None],
-        resume: bytes | None,
-    ) -> None:
-        self._name = name
-        self._on_progress = on_progress
-        if resume is not None:
-            self._restore(pickle.loads(resume))
-        else:
-            self._buffer, self._watermarks = ReorderBuffer(), Watermarks(senders)
-            self._worker, self._latest = 0, -1
-
-    def on_batch(self, values: list[Sequenced | Progress]) -> tuple[Iterable[Any], bool]:
-        released: list[Any] = []
-        for value in values:
-            if isinstance(value, Progress):
-                self._watermarks.advance(value)
-                self._worker = value.to
-            else:
-                self._latest = max(self._latest, value.order[0])
-                released += self._follow(self._buffer.push(value.order, value.item))
-        watermark = self._watermarks.now()
-        if watermark > self._buffer.released_to:
-            released += self._follow(self._buffer.release(watermark))
-            self._on_progress(watermark)
-            released.append(Progress(f"{self._name}@{self._worker}", watermark, self._worker))
-        return released, StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[Any], bool]:
-        self._on_progress(self._latest)
-        return self._follow(self._buffer.release(END_OF_INPUT)), StatefulBatchLogic.RETAIN
-
-    def _follow(self, released: list[Any]) -> list[Any]:
-        """What released items become (themselves, here)."""
-        return released
-
-    def _restore(self, state: tuple[Any, ...]) -> None:
-        self._buffer, self._watermarks, self._worker, self._latest = state
-
-    def _state(self) -> tuple[Any, ...]:
-        return (self._buffer, self._watermarks, self._worker, self._latest)
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self._state(), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class OrderSignals(Reorder):
-    """The reorder step of contacts' signals, which also applies trusted merges and forgets
-    in stream order: every worker holds the whole contact graph and updates it at the same
-    point of the stream, so a contact key's lead is the same on every worker. Each released
-    signal goes on with its lead; a merge tells each moved contact key of this worker to
-    rejoin, a forget each erased one to drop its record.
-
-    A cookie linked to a contact before that contact was forgotten is anonymous again: its
-    signals are scored here as a fresh anonymous visitor until it names someone (rare, so
-    these few histories live in this worker's state)."""
-
-    def __init__(
-        self,
-        senders: frozenset[str],
-        rules: IdentityRules,
-        workers: int,
-        resume: bytes | None,
-    ) -> None:
-        self._rules = rules
-        self._workers = workers
-        self._graph = ContactGraph()
-        # Fingerprints of forgotten contact keys (not the keys) -> where they were forgotten.
-        self._forgotten: dict[int, Position] = {}
-        # (Cookie, the contact a forget took it from) -> what the cookie did since.
-        self._unlinked: dict[tuple[str, str], Profile] = {}
-        # (Cookie, contact) linked afresh after a forget -> where, and how it was named.
-        self._relinked: dict[tuple[str, str], tuple[Position, str]] = {}
-        super().__init__("signals", senders, _ignore, resume)
-
-    def _follow(self, released: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        for key, value in released:
-            if isinstance(value, Merge):
-                move = self._graph.merge(value.loser, value.winner)
-                if move is not None:
-                    mine = self._mine(move.members)
-                    out += [(member, Rejoin(move, member, value.signal)) for member in mine]
-            elif isinstance(value, Forget):
-                out += self._forget(value)
-            else:
-                out += self._route(key, value)
-        return out
-
-    def _mine(self, members: Iterable[str]) -> list[str]:
-        return [m for m in members if worker_of(m, self._workers) == self._worker]
-
-    def _forget(self, forget: Forget) -> list[Any]:
-        lead, members = self._graph.forget(forget.contact)
-        for member in members:
-            self._forgotten[fingerprint(member)] = position(forget.signal)
-        erased = set(members)
-        self._relinked = {k: v for k, v in self._relinked.items() if k[1] not in erased}
-        return [(member, Erase(lead, member, forget.signal)) for member in self._mine(members)]
-
-    def _route(self, contact: str, item: ToContact) -> list[Any]:
-        """A contact's signal goes on to its lead, unless its cookie was linked to a contact
-        forgotten since: then it is anonymous until it names someone (a fresh link)."""
-        signal, cookie = item.signal, item.signal["anon_id"]
-        if not self._forgotten or cookie is None or item.linked_at is None:
-            return [self._for_lead(contact, item)]
-        linked_to = item.previous or contact
-        relinked = self._relinked.get((cookie, linked_to))
-        linked_at = item.linked_at if relinked is None else max(item.linked_at, relinked[0])
-        forgotten_at = self._forgotten.get(fingerprint(linked_to))
-        if forgotten_at is not None and linked_at < forgotten_at:
-            how = how_recognized(signal)
-            if item.previous is not None:
-                # Named by someone else on a shared device: a fresh link to them.
-                self._relinked[(cookie, contact)] = (position(signal), how)
-                return [self._for_lead(contact, replace(item, how=how))]
-            if contact_key(signal["user_id"], signal["email"]) != contact:
-                return [self._anonymous((cookie, contact), signal)]
-            # It names the forgotten contact again: a fresh link, with what it did since.
-            history = self._unlinked.pop((cookie, contact), None)
-            self._relinked[(cookie, contact)] = (position(signal), how)
-            gone = [] if history is None else [_gone(history.person)]
-            return [*gone, self._for_lead(contact, replace(item, how=how, history=history))]
-        if item.previous is None and relinked is not None and item.linked_at <= relinked[0]:
-            # The identify step still knows the link the forget undid: say how it was renewed.
-            item = replace(item, how=relinked[1])
-        return [self._for_lead(contact, item)]
-
-    def _for_lead(self, contact: str, item: ToContact) -> tuple[str, ForLead]:
-        return contact, ForLead(self._graph.root(contact), item)
-
-    def _anonymous(self, unlinked: tuple[str, str], signal: Envelope) -> tuple[str, ProfileWrite]:
-        rules, now = self._rules, signal["ts"]
-        # Idle ones are forgotten after the anonymous TTL, as in the identify step.
-        self._unlinked = {
-            k: h for k, h in self._unlinked.items() if now - h.last_seen <= rules.anonymous_ttl_ms
-        }
-        history = self._unlinked.setdefault(unlinked, Profile(anonymous_person(unlinked[0])))
-        apply_signal(history, signal, rules.model)
-        write = anonymous_write(history, rules.model)
-        return write.person, write
-
-    def _restore(self, state: tuple[Any, ...]) -> None:
-        super()._restore(state[:-4])
-        self._graph, self._forgotten, self._unlinked, self._relinked = state[-4:]
-
-    def _state(self) -> tuple[Any, ...]:
-        return (*super()._state(), self._graph, self._forgotten, self._unlinked, self._relinked)
-
-
-class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Erase | Progress, Any, bytes]):
-    """Per contact key: keep the key's own record (`leads.record`) and pass each signal on to
-    its lead, in stream order; when a trusted merge moves the key to another lead, send the
-    record there (and, from the old lead's own key, tell the old lead it is gone); when a
-    forget erases it, drop it (the lead's own key tells the lead). The record is kept
-    packed between batches, so what is sent is a copy as of the merge. Progress markers
-    pass straight through, behind the data."""
-
-    __slots__ = ("_model", "_packed")
-
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
-        self._model = model
-        self._packed = resume if resume is not None else FRESH
-
-    def on_batch(
-        self, values: list[ForLead | Rejoin | Erase | Progress]
-    ) -> tuple[Iterable[Any], bool]:
-        out: list[Any] = []
-        own: Profile | None = None
-        for value in values:
-            if isinstance(value, Progress):
-                out.append(value)
-            elif isinstance(value, ForLead):
-                if own is None and self._packed == FRESH:
-                    metrics.CONTACT_RECORDS.inc()
-                own = own or _unpack_record(self._packed, value.item.person)
-                item = record(own, value.item, self._model)
-                order = signal_order(item.signal, item.person)
-                out.append((value.lead, Sequenced(order, (value.lead, replace(value, item=item)))))
-            elif isinstance(value, Rejoin):
-                out += self._rejoin(value, own)
-            else:
-                if own is not None or self._packed != FRESH:
-                    metrics.CONTACT_RECORDS.dec()
-                own, self._packed = None, FRESH
-                if value.member == value.lead:
-                    out.append(_leave(value.lead, value.signal, forgotten=True))
-        if own is not None:
-            self._packed = _pack(own)
-        retain = self._packed != FRESH
-        return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
-
-    def _rejoin(self, rejoin: Rejoin, own: Profile | None) -> list[Any]:
-        move, member, merge = rejoin.move, rejoin.member, rejoin.merge
-        if own is not None:
-            self._packed = _pack(own)
-        join = Join(move.new_root, member, self._packed or None, merge)
-        out = [(move.new_root, Sequenced(merge_order(merge, member), (move.new_root, join)))]
-        if member == move.old_root:
-            out.append(_leave(member, merge, forgotten=False))
-        return out
-
-    def snapshot(self) -> bytes:
-        return self._packed
-
-
-def _leave(lead: str, signal: Envelope, *, forgotten: bool) -> tuple[str, Sequenced]:
-    """Tell lead `lead` to go (merged away or forgotten), first at its point of the stream."""
-    return lead, Sequenced(merge_order(signal), (lead, Dissolve(signal, forgotten)))
-
-
-class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, bytes]):
-    """Per lead: absorb linked histories, score each signal, raise alerts; fold in the
-    records of contact keys a trusted merge brings, and leave when merged into another. A
-    sales-ready lead that decays out of it cools once the event clock has passed that moment
-    by the configured lateness (so a late signal from before it can still count). Progress
-    markers pass straight through, behind the updates."""
-
-    __slots__ = ("_clock", "_lateness", "_model", "_profile")
-
-    def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
-        self._model = model
-        self._clock = clock
-        self._lateness = int(model.alerts.late_after_ms)
-        self._profile: Profile | None = pickle.loads(resume) if resume is not None else None
-
-    def on_batch(
-        self, values: list[LeadInput | Progress]
-    ) -> tuple[Iterable[LeadUpdate | Progress], bool]:
-        out: list[LeadUpdate | Progress] = []
-        for value in values:
-            if isinstance(value, Progress):
-                out.append(value)
-            elif isinstance(value, ForLead):
-                signal = value.item.signal
-                out += update_lead(self._lead(value.lead, signal), value.item, self._model)
-                lag = time.time() - signal["received_at"] / 1000
-                metrics.LAG_SECONDS.observe(max(0.0, lag))
-            elif isinstance(value, Join):
-                out += self._join(value)
-            elif self._profile is not None:
-                (metrics.FORGETS if value.forgotten else metrics.IDENTITY_MERGES).inc()
-                order = merge_order(value.signal)
-                out.append(dissolve(self._profile, value.signal, self._model, order))
-                self._profile = None
-                metrics.CONTACTS.dec()
-        retain = self._profile is not None
-        return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
-
-    def _lead(self, key: str, first: Envelope) -> Profile:
-        if self._profile is None:
-            self._profile = Profile(key, since=first["received_at"])
-            metrics.CONTACTS.inc()
-        return self._profile
-
-    def _join(self, join: Join) -> list[LeadUpdate]:
-        if join.own is None and self._profile is None:
-            return []  # nothing known on either side yet
-        own = None if join.own is None else _unpack_record(join.own, join.member)
-        order = merge_order(join.merge, join.member)
-        return fold_in(self._lead(join.lead, join.merge), own, join.merge, self._model, order)
-
-    def notify_at(self) -> datetime | None:
-        # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
-        # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
-        # the expected moment, but at least every COOLING_CHECK to look at the event clock.
-        due = self._cooling_due()
-        if due is None:
-            return None
-        return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + COOLING_CHECK)
-
-    def on_notify(self) -> tuple[Iterable[LeadUpdate], bool]:
-        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[LeadUpdate], bool]:
-        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
-
-    def _cool_if_clock_passed(self) -> list[LeadUpdate]:
-        due = self._cooling_due()
-        if self._profile is None or due is None or self._clock.now() < due:
-            return []
-        profile = self._profile
-        assert profile.cooling_at is not None
-        order = (due, due, "", profile.person)
-        cooled = cool_if_due(profile, profile.cooling_at, self._model, order)
-        return [cooled] if cooled else []
-
-    def _cooling_due(self) -> int | None:
-        if self._profile is None or self._profile.cooling_at is None:
-            return None
-        return self._profile.cooling_at + self._lateness
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
-    """Per account: sum its contacts' engagement and alert when the account surges."""
-
-    __slots__ = ("_account", "_rule")
-
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
-        self._rule = model.alerts.account_surge
-        self._account: Account = pickle.loads(resume) if resume is not None else Account()
-
-    def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any]], bool]:
-        alerts = []
-        for update in values:
-            if update.gone:
-                leave(self._account, update.view["person"])
-            elif alert := roll_up(self._account, update.view, self._rule):
-                alerts.append(alert)
-        return alerts, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def _is_rejected(item: Envelope | Progress | Rejected) -> TypeGuard[Rejected]:
     return isinstance(item, Rejected)
 
@@ -587,12 +95,6 @@ def _is_person(item: Envelope | Progress | Rejected) -> bool:
         return True
     metrics.MACHINE_SIGNALS.labels(item["machine"]).inc()
     return False
-
-
-def _contact_of(signal: Envelope) -> str:
-    person = contact_key(signal["user_id"], signal["email"])
-    assert person is not None, "decode guarantees an id"
-    return person
 
 
 def _to_every_worker(progress: Progress, workers: int) -> list[tuple[str, Any]]:
@@ -696,17 +198,6 @@ def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrit
     return writes
 
 
-def anonymous_write(history: Profile, model: ScoringModel) -> ProfileWrite:
-    """An anonymous visitor's view for the read model."""
-    view = profile_view(history, assess(history, history.last_seen, model), model)
-    return ProfileWrite(history.person, view)
-
-
-def _gone(person: str) -> tuple[str, ProfileWrite]:
-    """An anonymous profile that moved into a contact, leaving the read model."""
-    return person, ProfileWrite(person, None)
-
-
 def _contact_write(update: LeadUpdate) -> ProfileWrite:
     return ProfileWrite(update.view["person"], None if update.gone else update.view)
 
@@ -789,7 +280,7 @@ def build_flow(
     account_updates = _in_order(
         "accounts",
         op.flat_map("account_updates", scored, _account_updates),
-        lambda r: Reorder("accounts", lead_senders, _ignore, r),
+        lambda r: Reorder("accounts", lead_senders, ignore_progress, r),
         workers,
     )
     # Progress ends here: nothing downstream of the account rollup waits on it.
@@ -821,7 +312,3 @@ def build_flow(
     alerts_sink: Sink[Any] = alerts or ReliableKafkaSink(settings.brokers, settings.alerts_topic)
     op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
     return flow
-
-
-def _ignore(_: int) -> None:
-    """A reorder step whose progress nothing else needs."""

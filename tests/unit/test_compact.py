@@ -10,9 +10,9 @@ from config.scoring import load_scoring_model
 from config.settings import Settings
 from dataflows.compact import EXTENSION_CODES
 from dataflows.dedupe import SeenIds
-from dataflows.flow import pack_identity, unpack_identity
 from dataflows.identity import Cookie, resolve
 from dataflows.profile import assess
+from dataflows.steps.identify import pack_identity, unpack_identity
 from tests.conftest import page_view
 
 

@@ -1,0 +1,139 @@
+"""Step `identify`, per broker key (a cookie, else a contact): drop repeated message ids,
+then say whose signal it is."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bytewax.operators import StatefulBatchLogic
+
+from config.scoring import ScoringModel
+from dataflows import metrics
+from dataflows.clock import EventClock
+from dataflows.compact import FRESH
+from dataflows.dedupe import SeenIds
+from dataflows.identity import (
+    Cookie,
+    Outcome,
+    ToContact,
+    how_recognized,
+    idle_after,
+    idle_too_long,
+    resolve,
+)
+from dataflows.ordering import Progress
+from tracking.envelope import Envelope, contact_key
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """What every key of the identify step shares: one object, not four fields per key."""
+
+    model: ScoringModel
+    clock: EventClock
+    dedupe_window_ms: int
+    anonymous_ttl_ms: int
+
+
+class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes]):
+    """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
+    signal it is. A cookie keeps its anonymous history until someone claims it, then routes
+    to them; one nobody claimed is forgotten after the anonymous TTL of event time.
+    Progress markers (sent to worker keys) pass straight through, behind the data.
+
+    There is one of these per visitor, so the state stays packed (pickled) between batches:
+    a few hundred bytes instead of a few kilobytes of live objects, and the snapshot is
+    ready-made. (A batch logic, not a `stateful` one: no wrapper object per key either.)"""
+
+    # No per-instance __dict__: these slots are all a visitor costs here.
+    __slots__ = ("_counted", "_idle_after", "_packed", "_rules")
+
+    def __init__(self, rules: IdentityRules, resume: bytes | None) -> None:
+        self._rules = rules
+        self._packed = resume if resume is not None else FRESH
+        self._counted = False
+        self._idle_after = (
+            None
+            if resume is None
+            else idle_after(unpack_identity(resume)[1], rules.anonymous_ttl_ms)
+        )
+
+    def on_batch(
+        self, values: list[Envelope | Progress]
+    ) -> tuple[Iterable[Outcome | Progress], bool]:
+        out: list[Outcome | Progress] = []
+        state: tuple[SeenIds, Cookie] | None = None
+        for value in values:
+            if isinstance(value, Progress):
+                out.append(replace(value, sender=f"{value.sender}@{value.to}"))
+                continue
+            state = state or unpack_identity(self._packed)
+            out += self._identify(*state, value)
+        if state is not None:
+            self._packed = pack_identity(*state)
+            self._idle_after = idle_after(state[1], self._rules.anonymous_ttl_ms)
+        return out, StatefulBatchLogic.RETAIN
+
+    def _identify(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
+        rules = self._rules
+        if not seen.first_time(value["id"], value["received_at"], rules.dedupe_window_ms):
+            metrics.DUPLICATES.inc()
+            return []
+        anon_id = value["anon_id"]
+        if anon_id is None:
+            person, how = _contact_of(value), how_recognized(value)
+            return [Outcome(to_contact=ToContact(person, value, how))]
+        if not self._counted:
+            metrics.COOKIES.inc()
+            self._counted = True
+        if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms):
+            cookie.history = None  # only an unclaimed cookie goes idle: this is a fresh one
+        linked_before = cookie.contact
+        outcome = resolve(cookie, anon_id, value, rules.model)
+        if cookie.contact != linked_before:
+            metrics.IDENTITY_LINKS.labels(cookie.how).inc()
+        return [outcome]
+
+    def notify_at(self) -> datetime | None:
+        if self._idle_after is None:
+            return None
+        return self._rules.clock.wall_time_when(self._idle_after)
+
+    def on_notify(self) -> tuple[Iterable[Outcome], bool]:
+        return [], self._forget_if_idle()
+
+    def on_eof(self) -> tuple[Iterable[Outcome], bool]:
+        return [], self._forget_if_idle()
+
+    def _forget_if_idle(self) -> bool:
+        # The dedupe window is far shorter than the TTL: nothing else is worth keeping.
+        if self._idle_after is not None and self._rules.clock.now() > self._idle_after:
+            if self._counted:
+                metrics.COOKIES.dec()
+            return StatefulBatchLogic.DISCARD
+        return StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return self._packed
+
+
+def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
+    """A visitor's identity state as the identify step keeps it (and snapshots it)."""
+    return pickle.dumps((seen, cookie), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
+    """The inverse of `pack_identity` (`FRESH` gives a new state)."""
+    if packed == FRESH:
+        return SeenIds(), Cookie()
+    state: tuple[SeenIds, Cookie] = pickle.loads(packed)
+    return state
+
+
+def _contact_of(signal: Envelope) -> str:
+    person = contact_key(signal["user_id"], signal["email"])
+    assert person is not None, "decode guarantees an id"
+    return person
