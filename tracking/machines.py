@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Final
 
 # Reasons are a fixed set: they are metric labels.
@@ -70,6 +71,7 @@ def email_machine(kind: str, user_agent: str | None, ip: str | None) -> str | No
     return None
 
 
+@lru_cache(maxsize=4096)
 def truncate_ip(ip: str | None) -> str | None:
     """The network part only (IPv4 /24, IPv6 /48): enough for abuse, not for a person."""
     address = _address(ip)
