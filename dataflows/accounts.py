@@ -7,6 +7,7 @@ from typing import Any
 
 from config.scoring import AccountSurge
 from dataflows.alerting import make_alert
+from dataflows.leads import LeadUpdate
 
 
 @dataclass(slots=True)
@@ -58,3 +59,14 @@ def leave(account: Account, contact: str) -> None:
     (the lead it joined counts its engagement from its next view on)."""
     account.total -= account.engagement.pop(contact, 0.0)
     account.engaged_at.pop(contact, None)
+
+
+def account_update(
+    account: Account, update: LeadUpdate, rule: AccountSurge
+) -> dict[str, Any] | None:
+    """Follow one of the account's leads: its new view rolls up (perhaps a surge alert),
+    or, when it was merged away or forgotten, it leaves."""
+    if update.gone:
+        leave(account, update.view["person"])
+        return None
+    return roll_up(account, update.view, rule)

@@ -15,7 +15,7 @@ from typing import Any
 
 from config.scoring import ScoringModel
 from config.settings import Settings
-from dataflows.accounts import Account, leave, roll_up
+from dataflows.accounts import Account, account_update
 from dataflows.identity import ToContact, anonymous_person, how_recognized
 from dataflows.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
 from dataflows.merges import forgotten_contact, merge_order, trusted_merge
@@ -67,10 +67,8 @@ class Reference:
         for update in sorted(self.updates, key=lambda u: u.order):
             if update.view["account"] is None:
                 continue
-            account = self.accounts[update.view["account"]]
-            if update.gone:
-                leave(account, update.view["person"])
-            elif surge := roll_up(account, update.view, rule):
+            surge = account_update(self.accounts[update.view["account"]], update, rule)
+            if surge is not None:
                 alerts.append(surge)
         return self.profiles, alerts
 
@@ -125,9 +123,7 @@ class Reference:
             history = self.since_forget.setdefault(
                 (cookie, before), Profile(anonymous_person(cookie))
             )
-            apply_signal(history, signal, self.model)
-            view = profile_view(history, assess(history, history.last_seen, self.model), self.model)
-            self.profiles[history.person] = view
+            self._anonymous_signal(history, signal)
             return
         del self.unlinked_from[cookie]
         moved = self.since_forget.pop((cookie, before), None) if claimed == before else None
@@ -172,9 +168,13 @@ class Reference:
             self._to_contact(ToContact(current[0], signal, current[1]))
         else:
             history = self.anonymous.setdefault(cookie, Profile(anonymous_person(cookie)))
-            apply_signal(history, signal, self.model)
-            view = profile_view(history, assess(history, history.last_seen, self.model), self.model)
-            self.profiles[history.person] = view
+            self._anonymous_signal(history, signal)
+
+    def _anonymous_signal(self, history: Profile, signal: Envelope) -> None:
+        """Score a signal into an anonymous visitor's history and show it."""
+        apply_signal(history, signal, self.model)
+        view = profile_view(history, assess(history, history.last_seen, self.model), self.model)
+        self.profiles[history.person] = view
 
     def _to_contact(self, item: ToContact) -> None:
         own = self.records.setdefault(item.person, Profile(item.person))

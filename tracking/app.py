@@ -421,12 +421,9 @@ def _client_ip(scope: Scope) -> str | None:
 
 def _count_accepted(accepted: list[Envelope]) -> None:
     # Label lookups cost more than counting: one per channel and reason per request.
-    if len(accepted) == 1:
-        _ACCEPTED_BY_CHANNEL[accepted[0]["channel"]].inc()
-    else:
-        channels = Counter(envelope["channel"] for envelope in accepted)
-        for channel, count in channels.items():
-            _ACCEPTED_BY_CHANNEL[channel].inc(count)
+    channels = Counter(envelope["channel"] for envelope in accepted)
+    for channel, count in channels.items():
+        _ACCEPTED_BY_CHANNEL[channel].inc(count)
     machines = Counter(envelope["machine"] for envelope in accepted if envelope["machine"])
     for reason, count in machines.items():
         metrics.MACHINES.labels(reason).inc(count)

@@ -9,7 +9,7 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
-from dataflows.accounts import Account, leave, roll_up
+from dataflows.accounts import Account, account_update
 from dataflows.leads import LeadUpdate
 
 
@@ -23,13 +23,8 @@ class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
         self._account: Account = pickle.loads(resume) if resume is not None else Account()
 
     def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any]], bool]:
-        alerts = []
-        for update in values:
-            if update.gone:
-                leave(self._account, update.view["person"])
-            elif alert := roll_up(self._account, update.view, self._rule):
-                alerts.append(alert)
-        return alerts, StatefulBatchLogic.RETAIN
+        alerts = [account_update(self._account, update, self._rule) for update in values]
+        return [alert for alert in alerts if alert], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
