@@ -25,6 +25,9 @@ log = logging.getLogger("dbl.alerts")
 DELIVERED_TTL_S: Final = 30 * 86_400
 STREAM_MAXLEN: Final = 10_000
 RETRY_DELAY_S: Final = 1.0
+# How long one wait for the next alert may block (the stop flag is checked in between).
+WAIT_S: Final = 0.1
+BATCH: Final = 500
 
 # One atomic step per alert: mark its id delivered (a replay stops here), apply the
 # throttle (event time), append to the rep's stream, enqueue its webhook jobs. A crash can
@@ -138,8 +141,7 @@ class AlertConsumer(BackgroundWorker):
         try:
             consumer.assign(self._partitions(consumer))
             while not self._stop.is_set():
-                # consume() waits for a full batch or the timeout: keep the timeout short.
-                messages = consumer.consume(500, 0.02)
+                messages = _arrived(consumer)
                 handled = self._deliver_all(messages)
                 if handled:
                     failpoints.hit(self._settings.failpoint, "before_commit")
@@ -205,3 +207,11 @@ def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
         if topic is not None and partition is not None and offset is not None:
             last[(topic, partition)] = offset
     return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+
+def _arrived(consumer: Consumer) -> list[Message]:
+    """Wait for the next alert, then take whatever else has already arrived with it.
+    (`consume(n, timeout)` alone waits until it has n messages or the timeout passed,
+    which would hold every alert back by the timeout.)"""
+    first = consumer.consume(1, WAIT_S)
+    return first + consumer.consume(BATCH - 1, 0) if first else first

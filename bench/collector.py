@@ -1,5 +1,7 @@
 """Collector throughput with broker acknowledgement (acks=all), against a no-op ASGI app on
-the same uvicorn setup, measured in the same run with wrk on loopback.
+the same uvicorn setup, measured in the same run with wrk on loopback; and, as the ceiling
+for batches, the broker alone: the same envelopes produced by one process with the
+collector's producer settings, as fast as it can, every one acknowledged.
 
     python -m bench.collector [--seconds 10] [--connections 64]
 
@@ -15,15 +17,23 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from confluent_kafka import Producer
+
 from config.settings import Settings
+from config.sites import load_sites
 from dbl import codec
 from dbl.embedded import EmbeddedBroker, free_port, wait_for_port
 from dbl.topics import ensure_topics
 from tracking import demo
+from tracking.envelope import from_segment, partition_key
+from tracking.producer import producer_config
 
-AUTH = "Basic " + base64.b64encode(b"wk_demo_server:").decode()
+AUTH_KEY = "wk_demo_server"
+AUTH = "Basic " + base64.b64encode(f"{AUTH_KEY}:".encode()).decode()
 
 
 def wrk(url: str, body: bytes, seconds: int, connections: int) -> float:
@@ -61,6 +71,35 @@ def serve(factory: str, settings: Settings, log: Path) -> subprocess.Popen[bytes
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
     wait_for_port(settings.collector_port, process, timeout=20)
     return process
+
+
+def broker_alone(settings: Settings, event: Mapping[str, object], seconds: int) -> float:
+    """Envelopes per second one process hands to the broker with the collector's producer
+    settings, each acknowledged (1,000 senders' keys, spread over the partitions)."""
+    site = load_sites(settings.config_dir / "sites.toml")[AUTH_KEY]
+    envelope = from_segment(event, site=site, received_at=int(time.time() * 1000))
+    value, key = codec.dumps(envelope), partition_key(envelope)
+    producer = Producer(producer_config(settings.brokers, settings.produce_timeout_s))
+    acknowledged = 0
+
+    def on_delivery(error: object, _message: object) -> None:
+        nonlocal acknowledged
+        acknowledged += error is None
+
+    started = time.perf_counter()
+    sent = 0
+    while time.perf_counter() - started < seconds:
+        try:
+            producer.produce(
+                settings.events_topic, value, f"{key}{sent % 1000}", on_delivery=on_delivery
+            )
+            sent += 1
+        except BufferError:
+            producer.poll(0.005)  # the local queue is full: let acknowledgements drain
+        if sent % 1000 == 0:
+            producer.poll(0)
+    producer.flush(30)
+    return acknowledged / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -102,11 +141,12 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(10)
+        results["broker alone: envelopes, events/s"] = broker_alone(settings, event, args.seconds)
     noop_single = results["no-op ASGI app: single events, requests/s"]
     noop_batch = results["no-op ASGI app: 100-event batches, events/s"]
     print(f"\n{'run':<46} {'per second':>12} {'of no-op':>9}")
     for name, rate in results.items():
-        base = noop_batch if "batches" in name else noop_single
+        base = noop_single if "single" in name else noop_batch
         print(f"{name:<46} {rate:>12,.0f} {rate / base:>8.0%}")
 
 

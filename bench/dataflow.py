@@ -1,8 +1,10 @@
 """Dataflow throughput, one worker, from the broker through decode, identity, scoring and
-alert detection, against two baselines measured in the same run:
+alert detection, against baselines measured in the same run:
 
 - the ceiling: a single-threaded pure-Python loop doing the same logic on the same events;
-- a straightforward Bytewax flow: KafkaSource -> map -> stateful_map per stage.
+- a straightforward Bytewax flow: KafkaSource -> map -> stateful_map per stage;
+- Bytewax alone: KafkaSource -> one trivial stateful step (a count per sender), no logic:
+  what the engine itself does with these events on this machine.
 
     python -m bench.dataflow [--visitors 100000] [--seed 7]
 
@@ -38,6 +40,7 @@ from dataflows.leads import LeadUpdate, record, update_lead
 from dataflows.profile import Profile
 from dbl import codec
 from dbl.embedded import EmbeddedBroker
+from dbl.heap import collect_rarely
 from dbl.topics import ensure_topics
 from tracking import demo
 from tracking.envelope import (
@@ -170,6 +173,22 @@ def straightforward_flow(settings: Settings, model: ScoringModel, sink: Counting
     return flow
 
 
+def engine_alone(settings: Settings, sink: CountingSink) -> Dataflow:
+    """Read the events, key them by sender and count per sender: one trivial stateful step."""
+    flow = Dataflow("engine_alone")
+    messages = op.input(
+        "in", flow, KafkaSource([settings.brokers], [settings.events_topic], tail=False)
+    )
+    keyed = op.key_on("key", messages, _sender)
+    counts = op.stateful_map("count", keyed, lambda seen, _: ((seen or 0) + 1, None))
+    op.output("out", counts, sink)
+    return flow
+
+
+def _sender(message: Any) -> str:
+    return bytes(message.key or b"").decode()
+
+
 def _decode_or_none(message: Any) -> Envelope | None:
     try:
         signal = decode(message.value)
@@ -194,6 +213,7 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    collect_rarely()  # as `python -m dataflows` does
 
     print(f"generating events for {args.visitors:,} visitors...", flush=True)
     events = make_events(args.visitors, args.seed)
@@ -219,6 +239,10 @@ def main() -> None:
         seconds, alerts = timed(lambda: pure_python(values, model))
         results["pure-Python loop (ceiling)"] = seconds
         print(f"alerts raised: {alerts:,}", flush=True)
+
+        results["Bytewax alone (one trivial stateful step)"] = timed(
+            lambda: run_main(engine_alone(settings, CountingSink()))
+        )[0]
 
         sink = CountingSink()
         flow = straightforward_flow(settings, model, sink)

@@ -30,6 +30,7 @@ from dataflows.dedupe import SeenIds
 from dataflows.flow import build_flow
 from dataflows.identity import Cookie, resolve
 from dbl import codec
+from dbl.heap import collect_rarely
 from tracking.envelope import Envelope
 
 T0 = 1_767_225_600_000
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=50_000)
     args = parser.parse_args()
     visitors, contacts = args.visitors, args.contacts
+    collect_rarely()  # as `python -m dataflows` does
     events = visitors + 2 * contacts
     print(f"{visitors:,} anonymous visitors + {contacts:,} contacts = {events:,} events")
 

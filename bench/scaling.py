@@ -20,12 +20,14 @@ from bench.dataflow import dbl_flow, make_events, received_at
 from config.settings import Settings
 from dataflows.__main__ import cluster_workers
 from dbl.embedded import EmbeddedBroker, free_port
+from dbl.heap import collect_rarely
 from dbl.topics import ensure_topics
 
 
 def flow(workers: int) -> Dataflow:
     """The benchmark's DBL flow for a cluster of `workers`, for `bytewax.run` (settings from
-    the environment)."""
+    the environment), in a process that collects garbage as `python -m dataflows` does."""
+    collect_rarely()
     return dbl_flow(Settings.from_environment(), workers)
 
 

@@ -11,6 +11,7 @@ import sys
 from prometheus_client import start_http_server
 
 from config.settings import Settings
+from dbl.heap import collect_rarely
 
 
 def cluster_workers(args: list[str]) -> int:
@@ -28,11 +29,13 @@ def cluster_workers(args: list[str]) -> int:
 
 
 def main() -> None:
-    """Start the metrics endpoint and hand over to Bytewax's runner."""
+    """Start the metrics endpoint, collect garbage rarely (`dbl/heap.py`) and hand over to
+    Bytewax's runner."""
     settings = Settings.from_environment()
     start_http_server(settings.dataflow_metrics_port, addr=settings.dataflow_metrics_host)
     args = sys.argv[1:]
     flow = f"dataflows.flow:build_flow(workers={cluster_workers(args)})"
+    collect_rarely()
     sys.argv = ["bytewax.run", flow, *args]
     runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)
 

@@ -65,21 +65,26 @@ class _Pending:
             self.future.set_exception(BrokerUnavailable(str(self.error)))
 
 
+def producer_config(brokers: str, timeout_s: float) -> dict[str, Any]:
+    """The collector's producer settings: every record stored by all replicas (acks=all),
+    never duplicated by the producer's own retries, given up after `timeout_s`."""
+    return {
+        "bootstrap.servers": brokers,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 2,
+        "message.timeout.ms": int(timeout_s * 1000),
+        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
 class EventProducer:
     """Produces records and awaits their acknowledgement; one per collector process."""
 
     def __init__(self, brokers: str, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._config = {
-            "bootstrap.servers": brokers,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 2,
-            "message.timeout.ms": int(timeout_s * 1000),
-            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-            "reconnect.backoff.max.ms": 1000,
-            "error_cb": self._on_error,
-        }
+        self._config = {**producer_config(brokers, timeout_s), "error_cb": self._on_error}
         self._producer = Producer(self._config)
         self._fatal = False
         # Acknowledgements failed although the broker was not known to be down.
