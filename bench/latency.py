@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="events per second")
     parser.add_argument("--seconds", type=int, default=20, help="measured seconds")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
-    parser.add_argument("--snapshot-s", type=float, default=10, help="recovery snapshot interval")
+    parser.add_argument("--snapshot-s", type=int, default=10, help="recovery snapshot interval")
     parser.add_argument("--warmup-s", type=float, default=3, help="unmeasured seconds first")
     args = parser.parse_args()
     with (
@@ -99,6 +99,8 @@ def main() -> None:
             drive(settings, load, args.warmup_s, measured=False)
             sent_at = drive(settings, load, args.seconds, measured=True)
             time.sleep(5)
+            if any(process.poll() is not None for process in processes):
+                raise SystemExit("a process of the system stopped during the run")
             delivered = delivered_at(settings, sent_at)
             produced = produced_at(settings, sent_at)
         finally:
@@ -107,9 +109,7 @@ def main() -> None:
             for process in processes:
                 process.wait(10)
     print(f"\n{len(delivered):,} alerts at {args.rate:,} events/s in {args.batch}-event requests,")
-    print(
-        f"recovery on (snapshot every {args.snapshot_s:g} s), after {args.warmup_s:g} s of warm-up"
-    )
+    print(f"recovery on (snapshot every {args.snapshot_s} s), after {args.warmup_s:g} s of warm-up")
     report("2xx -> alert in the rep's stream", delivered, sent_at)
     report("2xx -> alert produced by the dataflow", produced, sent_at)
 
@@ -129,9 +129,10 @@ def drive(settings: Settings, load: Load, seconds: float, *, measured: bool) -> 
     url = f"http://127.0.0.1:{settings.collector_port}/v1/batch"
     interval = load.batch / load.rate
     sent_at: dict[str, float] = {}
+    batches = int(seconds * load.rate / load.batch)
     with httpx.Client(timeout=10) as client:
         start = time.monotonic()
-        for n in range(int(seconds * load.rate / load.batch)):
+        for n in range(batches):
             time.sleep(max(0.0, start + n * interval - time.monotonic()))
             batch = batch_of_signals(load.sent, load.batch)
             load.sent += load.batch
@@ -142,7 +143,7 @@ def drive(settings: Settings, load: Load, seconds: float, *, measured: bool) -> 
                 sent_at.update((event["messageId"], acknowledged) for event in batch)
         behind = time.monotonic() - start - seconds
     what = "measured" if measured else "warm-up"
-    print(f"{what}: sent {load.batch * (n + 1):,} events ({behind:+.1f} s against the schedule)")
+    print(f"{what}: sent {load.batch * batches:,} events ({behind:+.1f} s against the schedule)")
     return sent_at
 
 

@@ -7,7 +7,6 @@ the broker, where anything may have been written.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Final, TypedDict
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from config.sites import Site
 from dbl import codec
 from dbl.errors import DBLError
 from tracking import user_hash
+from tracking.ids import new_id
 from tracking.machines import REASONS, email_machine, web_bot
 
 MAX_ID_CHARS: Final = 200
@@ -170,7 +170,7 @@ def from_segment(
     if ip:
         context_out["ip"] = ip
     return Envelope(
-        id=_text(message, "messageId") or str(uuid.uuid4()),
+        id=_text(message, "messageId") or new_id(),
         type=envelope_type,
         channel=channel,
         ts=_event_time(message, site, received_at),
