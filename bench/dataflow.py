@@ -6,7 +6,7 @@ alert detection, against baselines measured in the same run:
 - Bytewax alone: KafkaSource -> one trivial stateful step (a count per sender), no logic:
   what the engine itself does with these events on this machine.
 
-    python -m bench.dataflow [--visitors 100000] [--seed 7]
+    python -m bench.dataflow [--visitors 100000] [--seed 7] [--snapshot-s 10 2 1]
 
 Starts its own embedded broker. Outputs go to sinks that only count, so the figure is the
 dataflow's own cost (Redis and the alerts topic are measured end to end elsewhere).
@@ -55,8 +55,8 @@ from tracking.envelope import (
 
 KINDS = ("anonymous", "warm", "hot")
 WEIGHTS = (70, 20, 10)
-# Recovery snapshot intervals measured: 10 s, and the deployment's 1 s (shorter pauses).
-SNAPSHOT_INTERVALS_S = (10, 1)
+# Recovery snapshot intervals measured: 10 s, and shorter ones (shorter pauses, more of them).
+SNAPSHOT_INTERVALS_S = [10, 2, 1]
 CALL_TYPES = {"/v1/page": "page", "/v1/track": "track", "/v1/identify": "identify"}
 
 
@@ -215,6 +215,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visitors", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--snapshot-s",
+        type=int,
+        nargs="+",
+        default=SNAPSHOT_INTERVALS_S,
+        help="recovery snapshot intervals to run the DBL flow with",
+    )
     args = parser.parse_args()
     collect_rarely()  # as `python -m dataflows` does
 
@@ -253,7 +260,7 @@ def main() -> None:
 
         results["DBL flow, recovery off"] = timed(lambda: run_main(dbl_flow(settings)))[0]
 
-        for interval in SNAPSHOT_INTERVALS_S:
+        for interval in args.snapshot_s:
             name = f"DBL flow, recovery on (snapshot every {interval} s)"
             results[name] = timed(partial(run_with_recovery, dbl_flow(settings), interval))[0]
 
