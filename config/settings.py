@@ -48,7 +48,8 @@ class Settings:
     anonymous_ttl_s: float = field(default=90 * 86_400.0, metadata=_env("DBL_ANONYMOUS_TTL_S"))
     dedupe_window_s: float = field(default=86_400.0, metadata=_env("DBL_DEDUPE_WINDOW_S"))
     # How far behind the wall clock a caught-up events partition reports its progress: a
-    # signal stamped earlier than that but read later is scored out of order.
+    # signal stamped earlier than that but read later is scored out of order, and a
+    # caught-up dataflow holds each signal about this long (part of every alert's latency).
     idle_lag_s: float = field(default=0.05, metadata=_env("DBL_IDLE_LAG_S"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
