@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copyreg
+import pickle
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Final
@@ -49,6 +50,11 @@ class Compact:
 
 # The packed state of a key seen for the first time (nothing to unpickle).
 FRESH: Final = b""
+
+
+def pack(state: object) -> bytes:
+    """Per-key state as a step keeps it between batches and snapshots it."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # Per class: its field names, and one getter that reads them all into a tuple.

@@ -10,6 +10,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
 from dataflows.accounts import Account, account_update
+from dataflows.compact import pack
 from dataflows.leads import LeadUpdate
 
 
@@ -27,4 +28,4 @@ class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
         return [alert for alert in alerts if alert], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._account, protocol=pickle.HIGHEST_PROTOCOL)
+        return pack(self._account)

@@ -13,7 +13,7 @@ from bytewax.operators import StatefulBatchLogic
 from config.scoring import ScoringModel
 from dataflows import metrics
 from dataflows.clock import EventClock
-from dataflows.compact import FRESH
+from dataflows.compact import FRESH, pack
 from dataflows.dedupe import SeenIds
 from dataflows.identity import (
     Cookie,
@@ -122,7 +122,7 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
 
 def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
     """A visitor's identity state as the identify step keeps it (and snapshots it)."""
-    return pickle.dumps((seen, cookie), protocol=pickle.HIGHEST_PROTOCOL)
+    return pack((seen, cookie))
 
 
 def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:

@@ -14,7 +14,7 @@ from bytewax.operators import StatefulBatchLogic
 from config.scoring import ScoringModel
 from dataflows import metrics
 from dataflows.clock import EventClock
-from dataflows.compact import FRESH
+from dataflows.compact import FRESH, pack
 from dataflows.leads import LeadUpdate, cool_if_due, dissolve, fold_in, record, update_lead
 from dataflows.merges import Dissolve, Erase, ForLead, Join, Rejoin, merge_order
 from dataflows.ordering import Progress, Sequenced, signal_order
@@ -24,10 +24,6 @@ from tracking.envelope import Envelope
 # What the score step gets for a lead (and progress markers).
 LeadInput = ForLead | Join | Dissolve
 COOLING_CHECK = timedelta(seconds=30)
-
-
-def _pack(own: Profile) -> bytes:
-    return pickle.dumps(own, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _unpack_record(packed: bytes, contact: str) -> Profile:
@@ -76,14 +72,14 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Erase | Progress, Any,
                 if value.member == value.lead:
                     out.append(_leave(value.lead, value.signal, forgotten=True))
         if own is not None:
-            self._packed = _pack(own)
+            self._packed = pack(own)
         retain = self._packed != FRESH
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
     def _rejoin(self, rejoin: Rejoin, own: Profile | None) -> list[Any]:
         move, member, merge = rejoin.move, rejoin.member, rejoin.merge
         if own is not None:
-            self._packed = _pack(own)
+            self._packed = pack(own)
         join = Join(move.new_root, member, self._packed or None, merge)
         out = [(move.new_root, Sequenced(merge_order(merge, member), (move.new_root, join)))]
         if member == move.old_root:
@@ -181,4 +177,4 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress, 
         return self._profile.cooling_at + self._lateness
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._profile, protocol=pickle.HIGHEST_PROTOCOL)
+        return pack(self._profile)

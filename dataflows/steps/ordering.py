@@ -12,6 +12,7 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
+from dataflows.compact import pack
 from dataflows.dedupe import fingerprint
 from dataflows.identity import ToContact, anonymous_person, how_recognized
 from dataflows.leads import profile_view
@@ -84,7 +85,7 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
         return (self._buffer, self._watermarks, self._worker, self._latest)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._state(), protocol=pickle.HIGHEST_PROTOCOL)
+        return pack(self._state())
 
 
 class OrderSignals(Reorder):
