@@ -27,6 +27,7 @@ from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
 from dataflows.clock import EventClock
+from dataflows.guard import Failure
 from dataflows.identity import Outcome
 from dataflows.leads import LeadUpdate
 from dataflows.merges import Forget, Merge, forgotten_contact, merge_order, trusted_merge
@@ -77,12 +78,38 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
     raw = (msg.value or b"").decode("utf-8", "replace")[:MAX_DLQ_VALUE_CHARS]
     record = {
         "reason": rejected.reason,
+        "step": "decode",
         "topic": msg.topic,
         "partition": msg.partition,
         "offset": msg.offset,
         "value": raw,
     }
     return KafkaSinkMessage(msg.key, codec.dumps(record))
+
+
+def failed_letter(kv: tuple[str, Failure]) -> KafkaSinkMessage[bytes | None, bytes]:
+    """The DLQ record of a signal a step's rules raised on: the step, the reason and (a
+    prefix of) what the signal carried."""
+    key, failed = kv
+    item = failed.item or {}
+    record = {
+        "reason": failed.reason,
+        "step": failed.step,
+        "id": item.get("id"),
+        "value": codec.dumps(item).decode()[:MAX_DLQ_VALUE_CHARS],
+    }
+    return KafkaSinkMessage(key.encode(), codec.dumps(record))
+
+
+def _is_failure(kv: tuple[str, Any]) -> bool:
+    return isinstance(kv[1], Failure)
+
+
+def _kept(name: str, stream: Stream[Any], failures: list[Stream[Any]]) -> Stream[Any]:
+    """A stateful step's output without its failures, which join `failures` (for the DLQ)."""
+    split = op.branch(f"split_failed_{name}", stream, _is_failure)
+    failures.append(split.trues)
+    return split.falses
 
 
 def _is_rejected(item: Envelope | Progress | Rejected) -> TypeGuard[Rejected]:
@@ -181,12 +208,15 @@ def _in_order(
     items: Stream[Any],
     reorder: Callable[[bytes | None], Reorder],
     workers: int,
+    failures: list[Stream[Any]],
 ) -> Stream[tuple[str, Any]]:
     """Step `order_<name>`: (key, Sequenced) items and progress markers in; the items out in
     stream order, keyed by their own key, each worker's followed by its progress."""
     routed = op.flat_map(f"to_order_{name}", items, lambda item: _to_reorder(item, workers))
     ordered = op.stateful_batch(f"order_{name}", routed, reorder)
-    return op.map(f"key_{name}", ordered, lambda kv: _rekey(kv[1], workers))
+    return _kept(
+        f"order_{name}", op.map(f"key_{name}", ordered, lambda kv: _rekey(kv[1], workers)), failures
+    )
 
 
 def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
@@ -236,15 +266,16 @@ def build_flow(
     )
     decoded = op.map("decode", messages, decode_message)
     invalid = op.branch("split_invalid", decoded, _is_rejected)
-    dlq_sink: Sink[Any] = dead_letters or ReliableKafkaSink(settings.brokers, settings.dlq_topic)
-    op.output("dlq_out", op.map("dead_letter", invalid.trues, dead_letter), dlq_sink)
+    failures: list[Stream[Any]] = []
 
     people = op.filter("drop_machines", invalid.falses, _is_person)
     keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
     rules = IdentityRules(
         model, clock, int(settings.dedupe_window_s * 1000), int(settings.anonymous_ttl_s * 1000)
     )
-    outcomes = op.stateful_batch("identify", keyed, lambda r: Identify(rules, r))
+    outcomes = _kept(
+        "identify", op.stateful_batch("identify", keyed, lambda r: Identify(rules, r)), failures
+    )
 
     # A contact's signals come from each of its cookies and from its own key, by way of
     # different workers: put them back into one order, and resolve trusted merges there.
@@ -256,11 +287,14 @@ def build_flow(
         ),
         lambda r: OrderSignals(signal_senders, rules, workers, r),
         workers,
+        failures,
     )
     # Cookies anonymous again after a forget are scored there: their views go to Redis.
     unlinked = op.branch("split_unlinked_views", signals, _is_profile_write)
-    records = op.stateful_batch(
-        "record_contact", unlinked.falses, lambda r: ContactRecord(model, r)
+    records = _kept(
+        "record_contact",
+        op.stateful_batch("record_contact", unlinked.falses, lambda r: ContactRecord(model, r)),
+        failures,
     )
 
     # A lead's signals come from each of its contact keys (after merges), on different
@@ -271,8 +305,13 @@ def build_flow(
         op.flat_map("for_leads", records, lambda kv: [kv[1]]),
         lambda r: Reorder("leads", record_senders, clock.observe, r),
         workers,
+        failures,
     )
-    scored = op.stateful_batch("score", for_leads, lambda r: ScoreLead(model, clock, r))
+    scored = _kept(
+        "score",
+        op.stateful_batch("score", for_leads, lambda r: ScoreLead(model, clock, r)),
+        failures,
+    )
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
 
     # An account's contacts are scored on different workers: the same again.
@@ -282,10 +321,15 @@ def build_flow(
         op.flat_map("account_updates", scored, _account_updates),
         lambda r: Reorder("accounts", lead_senders, ignore_progress, r),
         workers,
+        failures,
     )
     # Progress ends here: nothing downstream of the account rollup waits on it.
     account_updates = op.filter("updates_only", account_updates, _is_data)
-    surges = op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(model, r))
+    surges = _kept(
+        "rollup_account",
+        op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(model, r)),
+        failures,
+    )
 
     writes = op.merge(
         "profile_writes",
@@ -311,4 +355,12 @@ def build_flow(
     )
     alerts_sink: Sink[Any] = alerts or ReliableKafkaSink(settings.brokers, settings.alerts_topic)
     op.output("alerts_out", op.map("alert_message", raised, _alert_message), alerts_sink)
+
+    dlq_sink: Sink[Any] = dead_letters or ReliableKafkaSink(settings.brokers, settings.dlq_topic)
+    letters = op.merge(
+        "dead_letters",
+        op.map("dead_letter", invalid.trues, dead_letter),
+        op.map("failed_letter", op.merge("failures", *failures), failed_letter),
+    )
+    op.output("dlq_out", letters, dlq_sink)
     return flow

@@ -25,6 +25,10 @@ class LeadUpdate:
     # The lead was folded into another by a trusted merge: its view leaves the read model.
     gone: bool = False
 
+    def about(self) -> dict[str, Any]:
+        """What a DLQ record says of it: the signal that caused it, and whose lead it is."""
+        return {"id": self.order[2], "contact": self.view["person"]}
+
 
 def record(own: Profile, item: ToContact, model: ScoringModel) -> ToContact:
     """Keep a contact key's own record: what its signals and absorbed histories gave its

@@ -136,6 +136,11 @@ class Rejoin:
     member: str
     merge: Envelope
 
+    @property
+    def signal(self) -> Envelope:
+        """The merge that moved it."""
+        return self.merge
+
 
 @dataclass(frozen=True, slots=True)
 class Join:
@@ -145,6 +150,11 @@ class Join:
     member: str
     own: bytes | None
     merge: Envelope
+
+    @property
+    def signal(self) -> Envelope:
+        """The merge that moved it."""
+        return self.merge
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +172,8 @@ class ForLead:
 
     lead: str
     item: ToContact
+
+    @property
+    def signal(self) -> Envelope:
+        """The contact's signal."""
+        return self.item.signal

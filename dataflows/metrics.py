@@ -45,3 +45,8 @@ KAFKA_RETRIES = Counter(
     "dbl_dataflow_kafka_retries_total",
     "Output batches sent again because the broker did not take them (processing waits).",
 )
+STEP_FAILURES = Counter(
+    "dbl_dataflow_step_failures_total",
+    "Signals a step's rules raised on: sent to the DLQ with the reason, the worker goes on.",
+    ["step"],
+)

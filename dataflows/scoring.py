@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import translate
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from config.scoring import (
     DAY_MS,
@@ -26,6 +26,7 @@ from config.scoring import (
 )
 from dataflows.compact import Compact
 
+_LEADING_DIGITS: Final = re.compile(r"[0-9]+")
 # Contributions that decayed below this are dropped, keeping per-person state small.
 NEGLIGIBLE_POINTS = 0.01
 
@@ -190,17 +191,20 @@ def _fit_matches(rule: FitRule, value: Any) -> bool:
 
 
 def _leading_number(value: Any) -> float | None:
-    """A number from 500, "500" or a range such as "201-500" (its lower end)."""
+    """A number from 500, "500" or a range such as "201-500" (its lower end). Only ASCII
+    digits count: `str.isdigit` also accepts superscripts and circled digits, which are no
+    number `float` reads.
+
+    >>> [_leading_number(text) for text in ("201-500", "10²", "²", "1,200")]
+    [201.0, 10.0, None, 1200.0]
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
-    digits = ""
-    for ch in str(value).strip().replace(",", ""):
-        if not ch.isdigit():
-            break
-        digits += ch
-    return float(digits) if digits else None
+    text = str(value).strip().replace(",", "")
+    digits = _LEADING_DIGITS.match(text)
+    return float(digits.group()) if digits else None
 
 
 def grade(fit: float, engagement: float, grid: Grid) -> str:

@@ -10,22 +10,34 @@ from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
 from dataflows.accounts import Account, account_update
-from dataflows.compact import pack
+from dataflows.compact import FRESH
+from dataflows.guard import Failure, apply_each
 from dataflows.leads import LeadUpdate
 
 
-class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any], bytes]):
+class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any] | Failure, bytes]):
     """Per account: sum its contacts' engagement and alert when the account surges."""
 
-    __slots__ = ("_account", "_rule")
+    __slots__ = ("_packed", "_rule")
 
     def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
         self._rule = model.alerts.account_surge
-        self._account: Account = pickle.loads(resume) if resume is not None else Account()
+        self._packed = resume if resume is not None else FRESH
 
-    def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any]], bool]:
-        alerts = [account_update(self._account, update, self._rule) for update in values]
-        return [alert for alert in alerts if alert], StatefulBatchLogic.RETAIN
+    def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any] | Failure], bool]:
+        out, self._packed, _ = apply_each(
+            "rollup_account", self._packed, values, _unpack, self._apply, LeadUpdate.about
+        )
+        return out, StatefulBatchLogic.RETAIN
+
+    def _apply(self, account: Account, update: LeadUpdate) -> tuple[Account, list[dict[str, Any]]]:
+        alert = account_update(account, update, self._rule)
+        return account, [] if alert is None else [alert]
 
     def snapshot(self) -> bytes:
-        return pack(self._account)
+        return self._packed
+
+
+def _unpack(packed: bytes) -> Account:
+    account: Account = Account() if packed == FRESH else pickle.loads(packed)
+    return account

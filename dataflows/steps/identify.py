@@ -15,6 +15,7 @@ from dataflows import metrics
 from dataflows.clock import EventClock
 from dataflows.compact import FRESH, pack
 from dataflows.dedupe import SeenIds
+from dataflows.guard import Failure, apply_each
 from dataflows.identity import (
     Cookie,
     Outcome,
@@ -38,7 +39,7 @@ class IdentityRules:
     anonymous_ttl_ms: int
 
 
-class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes]):
+class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Failure, bytes]):
     """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
     signal it is. A cookie keeps its anonymous history until someone claims it, then routes
     to them; one nobody claimed is forgotten after the anonymous TTL of event time.
@@ -63,21 +64,20 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
 
     def on_batch(
         self, values: list[Envelope | Progress]
-    ) -> tuple[Iterable[Outcome | Progress], bool]:
-        out: list[Outcome | Progress] = []
-        state: tuple[SeenIds, Cookie] | None = None
-        for value in values:
-            if isinstance(value, Progress):
-                out.append(replace(value, sender=f"{value.sender}@{value.to}"))
-                continue
-            state = state or unpack_identity(self._packed)
-            out += self._identify(*state, value)
-        if state is not None:
-            self._packed = pack_identity(*state)
-            self._idle_after = idle_after(state[1], self._rules.anonymous_ttl_ms)
+    ) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
+        out, self._packed, visitor = apply_each(
+            "identify", self._packed, values, unpack_identity, self._identify, _itself, _passed
+        )
+        if visitor is not None:
+            self._idle_after = idle_after(visitor[1], self._rules.anonymous_ttl_ms)
         return out, StatefulBatchLogic.RETAIN
 
-    def _identify(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
+    def _identify(
+        self, state: tuple[SeenIds, Cookie], value: Envelope
+    ) -> tuple[tuple[SeenIds, Cookie], list[Outcome]]:
+        return state, self._resolve(*state, value)
+
+    def _resolve(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
         rules = self._rules
         if not seen.first_time(value["id"], value["received_at"], rules.dedupe_window_ms):
             metrics.DUPLICATES.inc()
@@ -102,10 +102,10 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress, bytes
             return None
         return self._rules.clock.wall_time_when(self._idle_after)
 
-    def on_notify(self) -> tuple[Iterable[Outcome], bool]:
+    def on_notify(self) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
         return [], self._forget_if_idle()
 
-    def on_eof(self) -> tuple[Iterable[Outcome], bool]:
+    def on_eof(self) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
         return [], self._forget_if_idle()
 
     def _forget_if_idle(self) -> bool:
@@ -131,6 +131,15 @@ def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
         return SeenIds(), Cookie()
     state: tuple[SeenIds, Cookie] = pickle.loads(packed)
     return state
+
+
+def _itself(signal: Envelope) -> Envelope:
+    return signal
+
+
+def _passed(progress: Progress) -> Progress:
+    """Progress goes on as this step's, from the worker it was sent to."""
+    return replace(progress, sender=f"{progress.sender}@{progress.to}")
 
 
 def _contact_of(signal: Envelope) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable
+from copy import deepcopy as copy
 from dataclasses import replace
 from typing import Any
 
@@ -14,8 +15,9 @@ from bytewax.operators import StatefulBatchLogic
 from config.scoring import ScoringModel
 from dataflows.compact import pack
 from dataflows.dedupe import fingerprint
+from dataflows.guard import carried, failure
 from dataflows.identity import ToContact, anonymous_person, how_recognized
-from dataflows.leads import profile_view
+from dataflows.leads import LeadUpdate, profile_view
 from dataflows.merges import ContactGraph, Erase, Forget, ForLead, Merge, Rejoin
 from dataflows.ordering import (
     END_OF_INPUT,
@@ -75,8 +77,21 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
         return self._follow(self._buffer.release(END_OF_INPUT)), StatefulBatchLogic.RETAIN
 
     def _follow(self, released: list[Any]) -> list[Any]:
-        """What released items become (themselves, here)."""
-        return released
+        """What released (key, value) items become; one whose rules raise becomes a
+        `Failure` for the DLQ, and the others go on."""
+        out: list[Any] = []
+        for item in released:
+            try:
+                out += self._follow_one(item)
+            except Exception as error:
+                value = item[1]
+                about = value.about() if isinstance(value, LeadUpdate) else carried(value)
+                out.append((item[0], failure(f"order_{self._name}", error, about)))
+        return out
+
+    def _follow_one(self, item: tuple[str, Any]) -> list[Any]:
+        """What one released item becomes (itself, here)."""
+        return [item]
 
     def _restore(self, state: tuple[Any, ...]) -> None:
         self._buffer, self._watermarks, self._worker, self._latest = state
@@ -117,19 +132,18 @@ class OrderSignals(Reorder):
         self._relinked: dict[tuple[str, str], tuple[Position, str]] = {}
         super().__init__("signals", senders, ignore_progress, resume)
 
-    def _follow(self, released: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        for key, value in released:
-            if isinstance(value, Merge):
-                move = self._graph.merge(value.loser, value.winner)
-                if move is not None:
-                    mine = self._mine(move.members)
-                    out += [(member, Rejoin(move, member, value.signal)) for member in mine]
-            elif isinstance(value, Forget):
-                out += self._forget(value)
-            else:
-                out += self._route(key, value)
-        return out
+    def _follow_one(self, item: tuple[str, Any]) -> list[Any]:
+        key, value = item
+        if isinstance(value, Merge):
+            move = self._graph.merge(value.loser, value.winner)
+            if move is None:
+                return []
+            return [
+                (member, Rejoin(move, member, value.signal)) for member in self._mine(move.members)
+            ]
+        if isinstance(value, Forget):
+            return self._forget(value)
+        return self._route(key, value)
 
     def _mine(self, members: Iterable[str]) -> list[str]:
         return [m for m in members if worker_of(m, self._workers) == self._worker]
@@ -179,9 +193,12 @@ class OrderSignals(Reorder):
         self._unlinked = {
             k: h for k, h in self._unlinked.items() if now - h.last_seen <= rules.anonymous_ttl_ms
         }
-        history = self._unlinked.setdefault(unlinked, Profile(anonymous_person(unlinked[0])))
+        # Scored on a copy: a signal whose rules raise leaves the history as it was.
+        kept = self._unlinked.get(unlinked)
+        history = Profile(anonymous_person(unlinked[0])) if kept is None else copy(kept)
         apply_signal(history, signal, rules.model)
         write = anonymous_write(history, rules.model)
+        self._unlinked[unlinked] = history
         return write.person, write
 
     def _restore(self, state: tuple[Any, ...]) -> None:
