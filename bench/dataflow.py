@@ -36,9 +36,10 @@ from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from config.sites import load_sites
 from dataflows.flow import build_flow
-from dataflows.identity import Cookie, ToContact, how_recognized, resolve
+from dataflows.identity import Cookie, ToContact, resolve
 from dataflows.leads import LeadUpdate, record, update_lead
 from dataflows.profile import Profile
+from dataflows.trust import how_recognized
 from dbl import codec
 from dbl.embedded import EmbeddedBroker
 from dbl.heap import collect_rarely

@@ -8,6 +8,7 @@ from typing import Any
 from config.scoring import AccountSurge
 from dataflows.alerting import make_alert
 from dataflows.leads import LeadUpdate
+from dataflows.trust import is_verified
 
 
 @dataclass(slots=True)
@@ -59,6 +60,15 @@ def leave(account: Account, contact: str) -> None:
     (the lead it joined counts its engagement from its next view on)."""
     account.total -= account.engagement.pop(contact, 0.0)
     account.engaged_at.pop(contact, None)
+
+
+def account_of_update(update: LeadUpdate) -> str | None:
+    """The account a lead's update rolls up into: none until a source nobody can forge
+    (server, signed) named the lead, since anyone may claim an address at any company."""
+    account: str | None = update.view["account"]
+    if account is None or not (update.gone or is_verified(update.view["recognized_by"])):
+        return None
+    return account
 
 
 def account_update(

@@ -15,6 +15,7 @@ from typing import Any
 from config.scoring import ScoringModel
 from dataflows.profile import Assessment, Profile, Touch
 from dataflows.scoring import leaves_sales_ready_at, matches
+from dataflows.trust import identity
 from tracking.envelope import Envelope
 
 
@@ -49,6 +50,7 @@ def make_alert(
         "reason": reason,
         "late": late,
         "signal": signal["id"] if signal is not None else None,
+        "identity": identity(view.get("recognized_by")),
         "profile": view,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copyreg
 import pickle
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from operator import attrgetter
 from typing import Any, Final
 
@@ -25,7 +25,8 @@ for (module, name), code in EXTENSION_CODES.items():
 class Compact:
     """Mixin for slotted dataclasses of per-key state: pickles as the tuple of its field
     values. A million visitors' packed states, and every snapshot of them, then carry no
-    field names.
+    field names. A new field goes at the end, with a default: state packed before it was
+    added restores with that default.
 
     >>> import pickle
     >>> from dataclasses import dataclass
@@ -44,8 +45,17 @@ class Compact:
         return state
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for name, value in zip(_layout(type(self))[0], state, strict=True):
+        names = _layout(type(self))[0]
+        if len(state) > len(names):
+            raise pickle.UnpicklingError(
+                f"{type(self).__name__} state has {len(state)} fields, this release knows "
+                f"{len(names)}: it was written by a newer release"
+            )
+        for name, value in zip(names, state, strict=False):
             object.__setattr__(self, name, value)
+        # State written before fields were added (always at the end) takes their defaults.
+        for name in names[len(state) :]:
+            object.__setattr__(self, name, _default(type(self), name))
 
 
 # The packed state of a key seen for the first time (nothing to unpickle).
@@ -55,6 +65,15 @@ FRESH: Final = b""
 def pack(state: object) -> bytes:
     """Per-key state as a step keeps it between batches and snapshots it."""
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _default(cls: type, name: str) -> Any:
+    found = next(f for f in fields(cls) if f.name == name)
+    if found.default_factory is not MISSING:
+        return found.default_factory()
+    if found.default is MISSING:
+        raise pickle.UnpicklingError(f"{cls.__name__}.{name} has no default to restore with")
+    return found.default
 
 
 # Per class: its field names, and one getter that reads them all into a tuple.

@@ -26,6 +26,7 @@ from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from dataflows import metrics
+from dataflows.accounts import account_of_update
 from dataflows.clock import EventClock
 from dataflows.guard import Failure
 from dataflows.identity import Outcome
@@ -183,7 +184,7 @@ def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
     value = kv[1]
     if isinstance(value, Progress):
         return [value]
-    account = value.view["account"]
+    account = account_of_update(value)
     if account is None:
         return []
     return [(account, Sequenced(value.order, (account, value)))]

@@ -11,31 +11,18 @@ contact came after (the cookie is then anonymous again).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 from config.scoring import ScoringModel
 from dataflows.compact import Compact
 from dataflows.ordering import Position, position
 from dataflows.profile import Profile, apply_signal
-from tracking.envelope import Envelope, contact_key
-
-ANONYMOUS_PREFIX: Final = "anon:"
+from dataflows.trust import how_recognized
+from tracking.envelope import ANONYMOUS_PREFIX, Envelope, contact_key
 
 
 def anonymous_person(anon_id: str) -> str:
     """The person key of a cookie nobody has claimed yet."""
     return ANONYMOUS_PREFIX + anon_id
-
-
-def how_recognized(signal: Envelope) -> str:
-    """How a signal tells who the person is, strongest first: a rep weighs it."""
-    if signal["trust"] == "server":
-        return "server"
-    if signal["trust"] == "signed":
-        return "signed"
-    if signal["type"] == "form_submit":
-        return "form_fill"
-    return "browser_identify"
 
 
 @dataclass(slots=True)

@@ -10,7 +10,16 @@ from dataflows.alerting import cool_down, react, readiness_change
 from dataflows.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.identity import ToContact
 from dataflows.ordering import OrderKey, signal_order
-from dataflows.profile import Assessment, Profile, absorb, apply_signal, assess, is_late
+from dataflows.profile import (
+    Assessment,
+    Profile,
+    absorb,
+    apply_signal,
+    assess,
+    is_late,
+    recognize,
+)
+from dataflows.trust import identity
 from tracking.envelope import Envelope
 
 
@@ -44,7 +53,7 @@ def record(own: Profile, item: ToContact, model: ScoringModel) -> ToContact:
         return replace(item, machine=reason)
     if item.history is not None:
         absorb(own, item.history, model)
-    own.traits["recognized_by"] = item.how
+    recognize(own, item.how)
     apply_signal(own, signal, model)
     return item
 
@@ -70,11 +79,14 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     was_known = profile.last_seen > 0
     if item.history is not None:
         absorb(profile, item.history, model)
-    profile.traits["recognized_by"] = item.how
+    recognize(profile, item.how)
     touch = apply_signal(profile, signal, model)
     assessment = assess(profile, signal["ts"], model)
     view = profile_view(profile, assessment, model)
     alerts = react(profile, signal, touch, assessment, view, model, was_known=was_known)
+    for alert in alerts:
+        # Told by this signal: as sure of the person as this signal's own proof is.
+        alert["identity"] = identity(item.how)
     updates.append(LeadUpdate(view, alerts, order))
     return updates
 

@@ -21,6 +21,7 @@ from dataflows.scoring import (
     is_sales_ready,
     matching_rules,
 )
+from dataflows.trust import how_recognized, may_set, rank, stronger
 from tracking.envelope import Envelope
 
 ACTIVITY_LENGTH: Final = 20
@@ -64,6 +65,8 @@ class Profile(Compact):
     machine_signals: dict[str, int] = field(default_factory=dict)
     # The fit last computed, and the trait values it was computed from.
     fit_memo: tuple[tuple[Any, ...], Fit] | None = None
+    # How strongly the source that set each trait proved who it was (`dataflows/trust.py`).
+    trust: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +132,7 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
             profile.given_today[rule_id] = (day, so_far + points)
         elif today < day:
             profile.given_today[rule_id] = (day, points)
-    for key, value in history.traits.items():
-        profile.traits.setdefault(key, value)
+    _absorb_traits(profile, history)
     merged = sorted(profile.activity + history.activity)
     profile.activity = merged[-ACTIVITY_LENGTH:]
     profile.last_seen = max(profile.last_seen, history.last_seen)
@@ -191,18 +193,56 @@ def _campaign(signal: Envelope) -> str:
 
 
 def _update_traits(profile: Profile, signal: Envelope) -> None:
+    """Keep the signal's traits its proof allows: never over a stronger source's value."""
+    how = how_recognized(signal)
     props = signal["props"]
     if signal["type"] in ("identify", "form_submit"):
         for key in KEPT_TRAITS:
             value = props.get(key)
             if isinstance(value, str | int | float) and not isinstance(value, bool):
-                profile.traits[key] = value
+                _set_trait(profile, key, value, how)
     for key in ("email", "name", "account"):
         value = signal[key]  # type: ignore[literal-required]
         if value:
-            profile.traits[key] = value
-    if signal["email"]:
-        profile.traits["email_domain"] = signal["email"].rpartition("@")[2]
+            _set_trait(profile, key, value, how)
+
+
+def _set_trait(profile: Profile, key: str, value: Any, how: str) -> None:
+    if not may_set(key, how, profile.trust.get(key)):
+        return
+    profile.traits[key] = value
+    profile.trust[key] = how
+    if key == "email":
+        profile.traits["email_domain"] = str(value).rpartition("@")[2]
+
+
+def _absorb_traits(profile: Profile, history: Profile) -> None:
+    """A history's traits join where the profile has none, or where a stronger source set
+    them; `recognized_by` keeps the stronger proof."""
+    traits = profile.traits
+    for key, value in history.traits.items():
+        if key == "recognized_by":
+            traits[key] = stronger(traits.get(key), value)
+        elif key == "email_domain":
+            continue  # follows the email
+        elif key not in traits:
+            traits[key] = value
+            if key in history.trust:
+                profile.trust[key] = history.trust[key]
+                if key == "email":
+                    traits["email_domain"] = str(value).rpartition("@")[2]
+        elif key in history.trust:
+            _set_stronger(profile, key, value, history.trust[key])
+
+
+def _set_stronger(profile: Profile, key: str, value: Any, how: str) -> None:
+    if rank(how) > rank(profile.trust.get(key)) and may_set(key, how, None):
+        _set_trait(profile, key, value, how)
+
+
+def recognize(profile: Profile, how: str) -> None:
+    """Note how the person behind a signal was recognized: the strongest proof stays."""
+    profile.traits["recognized_by"] = stronger(profile.traits.get("recognized_by"), how)
 
 
 def _record_activity(profile: Profile, ts: int, what: str) -> None:

@@ -15,9 +15,9 @@ from confluent_kafka import KafkaError, Producer
 from alerts.routing import route
 from config.routing import Routing
 from dataflows import metrics
-from dataflows.identity import ANONYMOUS_PREFIX
 from dbl import codec
 from dbl.redis_keys import RedisKeys
+from tracking.envelope import ANONYMOUS_PREFIX
 
 log = logging.getLogger("dbl.dataflow")
 

@@ -105,8 +105,11 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def read_topic(settings: Settings, topic: str, count: int, timeout: float = 10.0) -> list[Message]:
-    """Read `count` records from the start of every partition of `topic`."""
+def read_topic(
+    settings: Settings, topic: str, count: int, timeout: float = 10.0, until: bytes | None = None
+) -> list[Message]:
+    """Read `count` records from the start of every partition of `topic` (or fewer, once a
+    record holding `until` came)."""
     consumer = Consumer({"bootstrap.servers": settings.brokers, "group.id": "tests"})
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
@@ -115,6 +118,8 @@ def read_topic(settings: Settings, topic: str, count: int, timeout: float = 10.0
         deadline = time.monotonic() + timeout
         while len(records) < count and time.monotonic() < deadline:
             records += [m for m in consumer.consume(100, 0.2) if m.error() is None]
+            if until is not None and any(until in (m.value() or b"") for m in records):
+                break
         return records
     finally:
         consumer.close()

@@ -15,11 +15,12 @@ from typing import Any
 
 from config.scoring import ScoringModel
 from config.settings import Settings
-from dataflows.accounts import Account, account_update
-from dataflows.identity import ToContact, anonymous_person, how_recognized
+from dataflows.accounts import Account, account_of_update, account_update
+from dataflows.identity import ToContact, anonymous_person
 from dataflows.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
 from dataflows.merges import forgotten_contact, merge_order, trusted_merge
 from dataflows.profile import Profile, apply_signal, assess
+from dataflows.trust import how_recognized
 from tracking.envelope import Envelope, contact_key
 
 
@@ -65,9 +66,10 @@ class Reference:
         alerts = [alert for update in self.updates for alert in update.alerts]
         rule = self.model.alerts.account_surge
         for update in sorted(self.updates, key=lambda u: u.order):
-            if update.view["account"] is None:
+            account = account_of_update(update)
+            if account is None:
                 continue
-            surge = account_update(self.accounts[update.view["account"]], update, rule)
+            surge = account_update(self.accounts[account], update, rule)
             if surge is not None:
                 alerts.append(surge)
         return self.profiles, alerts

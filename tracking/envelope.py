@@ -46,6 +46,8 @@ _TRACK_TYPES: Final = {
 }
 _EVENT_CHANNEL_WORDS: Final = ("webinar", "trade show", "tradeshow", "conference", "meetup")
 
+# Person keys of anonymous visitors start with this: no contact's id or email may.
+ANONYMOUS_PREFIX: Final = "anon:"
 # Ids that SDKs and broken sites send when they have none; never an identity.
 # Keys the dataflow reserves for addressing its workers start with this noncharacter.
 RESERVED_PREFIX: Final = "\U0010ffff"
@@ -155,7 +157,13 @@ def from_segment(
     user_id = _identifier(message, "userId")
     context = _object(message, "context")
     traits = _traits(message, segment_type, context)
-    email = normalize_email(signed_email or traits.get("email"))
+    claimed = normalize_email(traits.get("email"))
+    if signed_email is not None and (user_id is not None or claimed not in (None, signed_email)):
+        # A signed link proves the one contact it names; a call that names anyone else
+        # (another email, a user id the link cannot vouch for) is only a claim.
+        signed_email = None
+    email = normalize_email(signed_email) or claimed
+    _check_not_anonymous(user_id, email)
     if anon_id is None and user_id is None and email is None:
         if segment_type == FORGET:
             raise InvalidEvent("a forget names the contact: a userId or an email trait")
@@ -210,6 +218,13 @@ def _merged_contact(message: dict[str, Any], site: Site) -> dict[str, Any]:
     if previous is None:
         raise InvalidEvent("an alias needs a previousId: the contact to merge into this one")
     return {"previous_id": normalize_email(previous) or previous}
+
+
+def _check_not_anonymous(user_id: str | None, email: str | None) -> None:
+    """`anon:<cookie>` is the read-model key of that cookie's visitor: no contact may take it."""
+    for name, value in (("userId", user_id), ("email", email)):
+        if value is not None and value.startswith(ANONYMOUS_PREFIX):
+            raise InvalidEvent(f"{name} may not start with {ANONYMOUS_PREFIX!r} (visitor keys)")
 
 
 def _verified_claim(
@@ -406,6 +421,9 @@ def decode(raw: bytes | None) -> Envelope:
     for key in ("anon_id", "user_id", "email", "account"):
         if data[key] is not None and data[key].startswith(RESERVED_PREFIX):
             raise InvalidEvent(f"{key} starts with a reserved character")
+    for key in ("user_id", "email"):
+        if data[key] is not None and data[key].startswith(ANONYMOUS_PREFIX):
+            raise InvalidEvent(f"{key} may not start with {ANONYMOUS_PREFIX!r}")
     for key in ("ts", "received_at"):
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool):

@@ -20,12 +20,12 @@ from dataflows.identity import (
     Cookie,
     Outcome,
     ToContact,
-    how_recognized,
     idle_after,
     idle_too_long,
     resolve,
 )
 from dataflows.ordering import Progress
+from dataflows.trust import how_recognized
 from tracking.envelope import Envelope, contact_key
 
 

@@ -16,7 +16,7 @@ from config.scoring import ScoringModel
 from dataflows.compact import pack
 from dataflows.dedupe import fingerprint
 from dataflows.guard import carried, failure
-from dataflows.identity import ToContact, anonymous_person, how_recognized
+from dataflows.identity import ToContact, anonymous_person
 from dataflows.leads import LeadUpdate, profile_view
 from dataflows.merges import ContactGraph, Erase, Forget, ForLead, Merge, Rejoin
 from dataflows.ordering import (
@@ -31,6 +31,7 @@ from dataflows.ordering import (
 from dataflows.profile import Profile, apply_signal, assess
 from dataflows.sinks import ProfileWrite
 from dataflows.steps.identify import IdentityRules
+from dataflows.trust import how_recognized
 from dataflows.workers import worker_of
 from tracking.envelope import Envelope, contact_key
 

@@ -110,7 +110,7 @@ def test_identify_moves_anonymous_history_and_alerts_once(workers):
     assert dana["engagement"] == pytest.approx(7 + 30 + 5 + 40, abs=0.2)
     assert dana["grade"] == "A1"
     assert dana["account"] == "acme.com"
-    assert dana["recognized_by"] == "browser_identify"
+    assert dana["recognized_by"] == "server", "the strongest proof seen: the ESP's click"
     activity = [what for _, what in dana["activity"]]
     assert activity[-2:] == ["Viewed /pricing", "Viewed /blog"], "anonymous history is kept"
     assert sorted(a["kind"] for a in out["alerts"]) == ["key_action", "key_action", "sales_ready"]

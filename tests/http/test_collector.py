@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,23 +20,6 @@ from tracking import email_links
 
 BROWSER = ("wk_demo_browser", "")
 SERVER = ("wk_demo_server", "")
-
-
-@pytest.fixture(scope="module")
-def collector(
-    broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Settings, httpx.Client]]:
-    """One collector process for this module's tests, and a client for it."""
-    settings = fresh_settings(broker.bootstrap_servers, redis_server.url)
-    log = tmp_path_factory.mktemp("collector") / "collector.log"
-    process = start_module(settings, "tracking", log)
-    try:
-        wait_for_port(settings.collector_port, process, timeout=20)
-        base = f"http://127.0.0.1:{settings.collector_port}"
-        with httpx.Client(base_url=base, timeout=10) as client:
-            yield settings, client
-    finally:
-        stop_processes([process])
 
 
 def test_each_segment_call_is_acknowledged_and_lands_keyed_on_the_topic(collector):

@@ -245,7 +245,9 @@ def test_a_crm_reassignment_moves_later_alerts_to_the_new_owner():
     routing = load_routing(CONFIG_DIR / "routing.toml")
     lead = Lead(owner="sam", **VP)
     lead.send(pricing(0))
-    crm_update = envelope(type="identify", ts=at(10), received_at=at(10), props={"owner": "mia"})
+    crm_update = envelope(
+        type="identify", ts=at(10), received_at=at(10), trust="server", props={"owner": "mia"}
+    )
     lead.send(crm_update)
     lead.send(pricing(100))
     owners = [route(a["profile"], routing) for a in lead.alerts if a["kind"] == "key_action"]

@@ -1,0 +1,66 @@
+"""What an attacker holding the public write key tries, against the real collector and
+broker: forged proofs, reserved keys, amplification."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from config.sites import load_sites
+from dbl import codec
+from tests.conftest import read_topic
+from tracking import email_links
+
+BROWSER = ("wk_demo_browser", "")
+ORIGIN = {"origin": "https://www.dbl.example"}
+
+
+def _link(settings, contact: str) -> str:
+    site = load_sites(settings.config_dir / "sites.toml")["wk_demo_browser"]
+    return email_links.mint(site, contact, "spring", None, int(time.time()) + 600)
+
+
+def _stored(settings, message_id: str) -> dict:
+    """The envelope the collector stored for a message (the broker acknowledged it)."""
+    records = read_topic(settings, settings.events_topic, 10_000, until=message_id.encode())
+    (found,) = [e for e in map(codec.loads, (r.value() for r in records)) if e["id"] == message_id]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("others", "trust", "email"),
+    [
+        ({}, "signed", "eve@evil.example"),
+        ({"traits": {"email": "EVE@evil.example"}}, "signed", "eve@evil.example"),
+        ({"userId": "crm-42"}, "browser", None),
+        ({"traits": {"email": "dana@acme.com"}}, "browser", "dana@acme.com"),
+    ],
+)
+def test_a_signed_link_proves_only_the_contact_it_names(collector, others, trust, email):
+    settings, client = collector
+    message_id = f"link-{trust}-{len(others)}-{email}"
+    body = {
+        "anonymousId": "eve-cookie",
+        "messageId": message_id,
+        "context": {"dbl_link": _link(settings, "eve@evil.example")},
+        **others,
+    }
+    answer = client.post("/v1/identify", json=body, auth=BROWSER, headers=ORIGIN)
+    assert answer.status_code == 200, answer.text
+    stored = _stored(settings, message_id)
+    assert (stored["trust"], stored["email"]) == (trust, email)
+    assert "dbl_link" not in stored["context"], "the token is a credential, never stored"
+
+
+@pytest.mark.parametrize("field", ["userId", "email"])
+def test_no_contact_may_take_an_anonymous_visitors_key(collector, field):
+    _, client = collector
+    body = (
+        {"userId": "anon:victim-cookie"}
+        if field == "userId"
+        else {"anonymousId": "c", "traits": {"email": "anon:x@acme.com"}}
+    )
+    answer = client.post("/v1/identify", json=body, auth=BROWSER, headers=ORIGIN)
+    assert answer.status_code == 400
+    assert "may not start with 'anon:'" in answer.json()["error"]
