@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import importlib
 import pickle
+from pathlib import Path
+
+import pytest
 
 from config.scoring import load_scoring_model
 from config.settings import Settings
-from dataflows.compact import EXTENSION_CODES
+from dataflows.compact import EXTENSION_CODES, pack
 from dataflows.dedupe import SeenIds
 from dataflows.identity import Cookie, resolve
-from dataflows.profile import assess
+from dataflows.profile import Profile, apply_signal, assess
 from dataflows.steps.identify import pack_identity, unpack_identity
-from tests.conftest import page_view
+from tests.conftest import envelope, page_view
+
+MODEL = load_scoring_model(Settings().config_dir / "scoring.toml")
 
 
 def test_every_coded_class_exists_and_round_trips_by_its_code():
@@ -38,3 +43,20 @@ def test_a_visitors_state_packs_small_and_unpacks_equal():
     assert b"dataflows" not in packed
     assert b"engagement" not in packed  # no field names
     assert len(packed) < 400
+
+
+def test_a_profile_packed_by_the_previous_release_restores_with_the_new_fields_defaulted():
+    """`tests/unit/state/profile-0.1.0.pickle` was packed by release 0.1.0 (before `trust`)."""
+    packed = (Path(__file__).parent / "state" / "profile-0.1.0.pickle").read_bytes()
+    dana = pickle.loads(packed)
+    assert dana.traits["owner"] == "alex"
+    assert dana.trust == {}
+    apply_signal(dana, envelope(type="identify", props={"owner": "sam"}), MODEL)
+    assert dana.traits["owner"] == "alex", "a browser claim still never sets the owner"
+    assert pickle.loads(pack(dana)) == dana
+
+
+def test_state_from_a_newer_release_is_refused_with_the_reason():
+    state = (*Profile("dana@acme.com").__getstate__(), "a field this release does not know")
+    with pytest.raises(pickle.UnpicklingError, match="written by a newer release"):
+        Profile.__new__(Profile).__setstate__(state)
