@@ -56,6 +56,12 @@ from tracking.ratelimit import RateLimiter
 
 MAX_EVENT_BYTES: Final = 32 * 1024
 MAX_BATCH_BYTES: Final = 500 * 1024
+# Segment's SDKs send at most a few hundred events a batch; more is an attack on the DLQ.
+MAX_BATCH_EVENTS: Final = 1000
+# A batch's refusals listed in the answer and kept one by one in the DLQ; the rest are
+# counted, by reason, in one more DLQ record, so a bad batch never writes more than it sent.
+LISTED_REJECTIONS: Final = 20
+MAX_REASON_CHARS: Final = 300
 RETRY_AFTER_S: Final = b"5"
 
 SINGLE_CALLS: Final = {f"/v1/{t}": t for t in ("track", "page", "screen", "identify", "alias")}
@@ -178,7 +184,8 @@ class Collector:
         await self._store(accepted, messages, rejected)
         answer: dict[str, Any] = {"success": True}
         if rejected:
-            answer["rejected"] = rejected
+            answer["rejected"] = rejected[:LISTED_REJECTIONS]
+            answer["rejected_count"] = len(rejected)
         await respond_json(send, 200, answer, self._cors(scope))
 
     def _envelope(
@@ -269,7 +276,8 @@ class Collector:
             raise HTTPError(400, exc.reason) from None
         messages = body if isinstance(body, list) else []
         await self._store(accepted, messages, rejected)
-        await respond_json(send, 200, {"success": True, "rejected": rejected})
+        answer = {"success": True, "rejected": rejected[:LISTED_REJECTIONS]}
+        await respond_json(send, 200, {**answer, "rejected_count": len(rejected)})
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -303,10 +311,14 @@ class Collector:
             # The broker timestamp is the receive time: the dataflow's progress reads it.
             records.append((topic, key, value, envelope["received_at"]))
         # Bad events in an otherwise good batch are kept, with the reason, in the DLQ.
-        for item in rejected:
+        now = int(time.time() * 1000)
+        for item in rejected[:LISTED_REJECTIONS]:
             bad = messages[item["index"]] if item["index"] < len(messages) else None
             value = _dead_letter(item["reason"], bad)
-            records.append((self._settings.dlq_topic, b"", value, int(time.time() * 1000)))
+            records.append((self._settings.dlq_topic, b"", value, now))
+        if len(rejected) > LISTED_REJECTIONS:
+            value = _dead_letters_counted(rejected[LISTED_REJECTIONS:])
+            records.append((self._settings.dlq_topic, b"", value, now))
         return records
 
     def _authenticate(self, scope: Scope, body: dict[str, Any]) -> Site:
@@ -384,6 +396,22 @@ def _dead_letter(reason: str, bad: Any) -> bytes:
     return value
 
 
+def _dead_letters_counted(rejected: list[dict[str, Any]]) -> bytes:
+    """One DLQ record for the refusals of a batch past the listed ones: how many, by reason
+    (the ten commonest, each cut short)."""
+    reasons = Counter(item["reason"][:MAX_REASON_CHARS] for item in rejected)
+    return codec.dumps(
+        {
+            "reason": f"{len(rejected)} more events of this batch refused",
+            "source": "collector",
+            "value": None,
+            "first_index": rejected[0]["index"],
+            "rejected_count": len(rejected),
+            "reasons": dict(reasons.most_common(10)),
+        }
+    )
+
+
 def _basic_username(value: bytes | None) -> str | None:
     if value is None or value[:6].lower() != b"basic ":
         return None
@@ -400,6 +428,8 @@ def _batch_items(body: dict[str, Any]) -> list[Any]:
         raise HTTPError(400, "batch must be a JSON array of events")
     if not batch:
         raise HTTPError(400, "batch is empty")
+    if len(batch) > MAX_BATCH_EVENTS:
+        raise HTTPError(413, f"batch has {len(batch)} events, at most {MAX_BATCH_EVENTS}")
     return batch
 
 

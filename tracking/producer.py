@@ -76,6 +76,10 @@ def producer_config(brokers: str, timeout_s: float) -> dict[str, Any]:
         "message.timeout.ms": int(timeout_s * 1000),
         "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
         "reconnect.backoff.max.ms": 1000,
+        # What waits for the broker is bounded (librdkafka's default is 1 GiB): when it is
+        # full, a request gets a 503 rather than the process growing.
+        "queue.buffering.max.kbytes": 64 * 1024,
+        "queue.buffering.max.messages": 100_000,
     }
 
 

@@ -289,7 +289,7 @@ def test_sendgrid_webhook_needs_a_server_key_and_maps_events(collector):
     assert client.post("/v1/esp/sendgrid", json=events, auth=BROWSER).status_code == 403
     answer = client.post("/v1/esp/sendgrid", json=events, auth=SERVER)
     assert answer.status_code == 200
-    assert answer.json() == {"success": True, "rejected": []}
+    assert answer.json() == {"success": True, "rejected": [], "rejected_count": 0}
     records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 100)]
     mapped = {r["id"]: r for r in records if r["id"].startswith("sg-")}
     assert mapped["sg-1"]["event"] == "Email Delivered"

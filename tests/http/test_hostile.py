@@ -64,3 +64,31 @@ def test_no_contact_may_take_an_anonymous_visitors_key(collector, field):
     answer = client.post("/v1/identify", json=body, auth=BROWSER, headers=ORIGIN)
     assert answer.status_code == 400
     assert "may not start with 'anon:'" in answer.json()["error"]
+
+
+def test_a_batch_of_more_events_than_any_sdk_sends_is_refused_whole(collector):
+    _, client = collector
+    batch = [{"type": "page", "anonymousId": f"c{n}"} for n in range(1001)]
+    answer = client.post("/v1/batch", json={"batch": batch}, auth=BROWSER, headers=ORIGIN)
+    assert answer.status_code == 413
+    assert "at most 1000" in answer.json()["error"]
+
+
+def test_a_batch_of_junk_writes_no_more_to_the_dlq_than_it_sent(collector):
+    """One good event and 999 zeros: a small answer and 21 DLQ records, not 999."""
+    settings, client = collector
+    marker = "junk-batch-good-event"
+    batch = [{"type": "page", "anonymousId": "c-junk", "messageId": marker}, *([0] * 999)]
+    answer = client.post("/v1/batch", json={"batch": batch}, auth=BROWSER, headers=ORIGIN)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.content) < 3000
+    body = answer.json()
+    assert body["rejected_count"] == 999
+    assert [r["index"] for r in body["rejected"]] == list(range(1, 21))
+    assert _stored(settings, marker)["anon_id"] == "c-junk"
+    letters = [codec.loads(r.value()) for r in read_topic(settings, settings.dlq_topic, 5000, 3)]
+    junk = [d for d in letters if d.get("value") == 0 or d.get("first_index") == 21]
+    assert len(junk) == 21
+    (counted,) = [d for d in junk if d.get("first_index") == 21]
+    assert counted["rejected_count"] == 979
+    assert counted["reasons"] == {"an event must be a JSON object": 979}
