@@ -2,10 +2,10 @@
 
 import logging
 
-from config.settings import Settings
+from config.secrets import checked_settings
 from dbl.asgi import serve
 
 if __name__ == "__main__":
-    settings = Settings.from_environment()
+    settings = checked_settings()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     serve("alerts.api:create_app", settings.rep_api_host, settings.rep_api_port)

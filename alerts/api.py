@@ -69,7 +69,7 @@ class RepService:
     def __init__(self, settings: Settings, *, dispatch: bool = True) -> None:
         self._settings = settings
         self._keys = RedisKeys(settings.redis_prefix)
-        self._routing: Routing = load_routing(settings.config_dir / "routing.toml")
+        self._routing: Routing = load_routing(settings.routing_path)
         self._dispatch = dispatch
         self._redis: aioredis.Redis | None = None
         self._workers: list[BackgroundWorker] = []

@@ -76,7 +76,7 @@ def serve(factory: str, settings: Settings, log: Path) -> subprocess.Popen[bytes
 def broker_alone(settings: Settings, event: Mapping[str, object], seconds: int) -> float:
     """Envelopes per second one process hands to the broker with the collector's producer
     settings, each acknowledged (1,000 senders' keys, spread over the partitions)."""
-    site = load_sites(settings.config_dir / "sites.toml")[AUTH_KEY]
+    site = load_sites(settings.sites_path)[AUTH_KEY]
     envelope = from_segment(event, site=site, received_at=int(time.time() * 1000))
     value, key = codec.dumps(envelope), partition_key(envelope)
     producer = Producer(producer_config(settings.brokers, settings.produce_timeout_s))

@@ -87,7 +87,7 @@ def received_at(value: bytes) -> int:
 def make_events(visitors: int, seed: int) -> list[tuple[bytes, bytes]]:
     """(key, envelope JSON) for a realistic mix of visitors, in receive order."""
     rng = random.Random(seed)
-    sites = load_sites(Settings().config_dir / "sites.toml")
+    sites = load_sites(Settings().sites_path)
     clock = 1_767_225_600_000
     events: list[tuple[bytes, bytes]] = []
     for n in range(visitors):

@@ -152,7 +152,7 @@ def delivered_at(settings: Settings, sent_at: dict[str, float]) -> dict[str, flo
     client = redis.Redis.from_url(settings.redis)
     keys = RedisKeys(settings.redis_prefix)
     delivered = {}
-    for rep in load_routing(settings.config_dir / "routing.toml").reps:
+    for rep in load_routing(settings.routing_path).reps:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(keys.rep_alerts(rep)))
         for entry_id, fields in entries:
             signal = codec.loads(fields[b"alert"]).get("signal")

@@ -99,13 +99,13 @@ def load_routing(path: Path) -> Routing:
         default_team=default_team,
         throttle_ms=throttle_ms,
         delivery=_delivery(root.table("delivery")),
-        admin_token=root.text("admin_token"),
+        admin_token=root.secret("admin_token"),
     )
 
 
 def _rep(rep_id: str, t: Table) -> Rep:
     t.only(("name", "token", "quiet_hours", "webhooks"))
-    token = t.text("token")
+    token = t.secret("token")
     if len(token) < 12:
         raise t.error("token", "must be at least 12 characters")
     quiet = _quiet_hours(t.table("quiet_hours")) if "quiet_hours" in t.data else None
@@ -139,7 +139,7 @@ def _webhook(t: Table) -> Webhook:
     fmt = t.text("format")
     if fmt not in WEBHOOK_FORMATS:
         raise t.error("format", f"must be one of {WEBHOOK_FORMATS}, got {fmt!r}")
-    secret = t.text("secret")
+    secret = t.secret("secret")
     if len(secret) < 8:
         raise t.error("secret", "must be at least 8 characters")
     return Webhook(url, fmt, secret)

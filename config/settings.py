@@ -29,6 +29,11 @@ class Settings:
     )
     redis_url: str | None = field(default=None, metadata=_env("REDIS_URL"))
     config_dir: Path = field(default=CONFIG_DIR, metadata=_env("DBL_CONFIG_DIR"))
+    # The files holding secrets, when kept apart from the rest (e.g. compose secrets).
+    sites_file: str | None = field(default=None, metadata=_env("DBL_SITES_FILE"))
+    routing_file: str | None = field(default=None, metadata=_env("DBL_ROUTING_FILE"))
+    # The demo's shipped secrets are refused unless this is on (`dbl run --demo`).
+    demo: bool = field(default=False, metadata=_env("DBL_DEMO"))
     events_topic: str = field(default="dbl.events", metadata=_env("DBL_EVENTS_TOPIC"))
     alerts_topic: str = field(default="dbl.alerts", metadata=_env("DBL_ALERTS_TOPIC"))
     dlq_topic: str = field(default="dbl.events.dlq", metadata=_env("DBL_DLQ_TOPIC"))
@@ -69,6 +74,16 @@ class Settings:
         if not self.redis_url:
             raise ConfigError("REDIS_URL", "", "is not set (dbl run sets it)")
         return self.redis_url
+
+    @property
+    def sites_path(self) -> Path:
+        """Sites and write keys: DBL_SITES_FILE, else `sites.toml` in the config folder."""
+        return Path(self.sites_file) if self.sites_file else self.config_dir / "sites.toml"
+
+    @property
+    def routing_path(self) -> Path:
+        """Reps, tokens and webhooks: DBL_ROUTING_FILE, else `routing.toml` there."""
+        return Path(self.routing_file) if self.routing_file else self.config_dir / "routing.toml"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (tests and the launcher use it)."""

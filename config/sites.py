@@ -36,13 +36,13 @@ def load_sites(path: Path) -> dict[str, Site]:
     by_key: dict[str, Site] = {}
     for name, t in root.table("sites").subtables().items():
         t.only(("write_key", "trust", "allowed_origins", "secret"))
-        write_key = t.text("write_key")
+        write_key = t.secret("write_key")
         trust = t.text("trust")
         if trust not in ("browser", "server"):
             raise t.error("trust", f"must be 'browser' or 'server', got {trust!r}")
         if write_key in by_key:
             raise t.error("write_key", f"is already the key of site {by_key[write_key].name!r}")
-        secret = t.text("secret", None)
+        secret = t.secret("secret", None)
         if secret is not None and len(secret) < 16:
             raise t.error("secret", "must be at least 16 characters")
         by_key[write_key] = Site(name, write_key, trust, t.texts("allowed_origins", ()), secret)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,6 +59,31 @@ class Table:
         value = self._get(name, default)
         if value is not default and (not isinstance(value, str) or not value.strip()):
             raise self.error(name, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def secret(self, name: str, default: Any = _MISSING) -> Any:
+        """A secret: written in the file, or kept out of it as `{ file = "/run/secrets/x" }`
+        (its first line) or `{ env = "VARIABLE" }`, so a deployment's secrets live where
+        it keeps secrets (compose and Kubernetes mount them as files)."""
+        value = self._get(name, default)
+        if isinstance(value, dict):
+            value = self._secret_from(name, value)
+        elif value is not default and (not isinstance(value, str) or not value.strip()):
+            raise self.error(name, "must be a non-empty string, { file = ... } or { env = ... }")
+        return value
+
+    def _secret_from(self, name: str, where: dict[str, Any]) -> str:
+        if set(where) == {"file"} and isinstance(where["file"], str):
+            try:
+                value = Path(where["file"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise self.error(name, f"cannot read {where['file']}: {exc.strerror}") from None
+        elif set(where) == {"env"} and isinstance(where["env"], str):
+            value = os.environ.get(where["env"], "").strip()
+        else:
+            raise self.error(name, 'must be { file = "PATH" } or { env = "VARIABLE" }')
+        if not value:
+            raise self.error(name, f"is empty (read from {where})")
         return value
 
     def number(self, name: str, default: Any = _MISSING, *, positive: bool = False) -> Any:

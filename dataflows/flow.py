@@ -345,7 +345,7 @@ def build_flow(
     redis_sink = profiles or RedisProfileSink(
         settings.redis,
         RedisKeys(settings.redis_prefix),
-        load_routing(settings.config_dir / "routing.toml"),
+        load_routing(settings.routing_path),
     )
     op.output("profiles_out", writes, redis_sink)
 

@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 
 from config.errors import ConfigError
 from config.routing import load_routing
+from config.secrets import refuse_demo_secrets
 from config.settings import Settings
 from config.sites import Site, load_sites, site_named
 from dbl import codec
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run_system(Settings.from_environment(), with_demo=args.demo)
+            settings = Settings.from_environment()
+            if args.demo:
+                settings = settings.with_overrides(demo=True)
+            refuse_demo_secrets(settings)
+            return run_system(settings, with_demo=args.demo)
         if args.command == "demo":
             with contextlib.suppress(KeyboardInterrupt):
                 demo.run_forever(args.url, seed=time.time_ns(), pause_s=args.pause)
@@ -118,7 +123,7 @@ def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
 
 
 def _site(settings: Settings, name: str) -> Site:
-    site = site_named(load_sites(settings.config_dir / "sites.toml"), name)
+    site = site_named(load_sites(settings.sites_path), name)
     if site is None:
         raise DBLError(f"no site {name!r} in sites.toml")
     return site
@@ -162,9 +167,11 @@ def _banner(settings: Settings, with_demo: bool) -> None:
         f"{settings.alerts_topic}, {settings.dlq_topic}",
         f"  Redis          {settings.redis_url}",
     ]
-    routing = load_routing(settings.config_dir / "routing.toml")
+    routing = load_routing(settings.routing_path)
     for rep in routing.reps.values():
-        lines.append(f"  live page      {reps}/reps/{rep.id}?token={rep.token}   ({rep.name})")
+        # Tokens are secrets: only the demo's public ones are printed.
+        token = f"?token={rep.token}" if settings.demo else "   (token: see routing)"
+        lines.append(f"  live page      {reps}/reps/{rep.id}{token}   ({rep.name})")
     if with_demo:
         lines.append("  demo traffic   on: sales alerts appear below within seconds")
     print("\n".join(lines), flush=True)

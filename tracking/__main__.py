@@ -1,8 +1,8 @@
 """`python -m tracking`: serve the collector on DBL_COLLECTOR_HOST:DBL_COLLECTOR_PORT."""
 
-from config.settings import Settings
+from config.secrets import checked_settings
 from dbl.asgi import serve
 
 if __name__ == "__main__":
-    settings = Settings.from_environment()
+    settings = checked_settings()
     serve("tracking.app:create_app", settings.collector_host, settings.collector_port)

@@ -95,7 +95,7 @@ class Collector:
 
     def __init__(self, settings: Settings, producer: EventProducer | None = None) -> None:
         self._settings = settings
-        self._sites = load_sites(settings.config_dir / "sites.toml")
+        self._sites = load_sites(settings.sites_path)
         self._producer = producer
         self._limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         static = resources.files("tracking") / "static"

@@ -123,3 +123,15 @@ def test_every_metric_on_the_dashboard_is_exported_by_the_code():
     for name in names:
         base = name.removesuffix("_total")
         assert f'"{base}' in source, f"{name} is on the dashboard but not exported"
+
+
+def test_services_read_their_secrets_from_compose_secrets_not_the_demo_config():
+    declared = set(COMPOSE["secrets"])
+    for name in ("collector-1", "collector-2", "dataflow-0", "dataflow-1", "alerts"):
+        service = SERVICES[name]
+        environment = service["environment"]
+        assert "DBL_DEMO" not in environment, f"{name}: the deployment is no demo"
+        for variable in ("DBL_SITES_FILE", "DBL_ROUTING_FILE"):
+            secret = environment[variable].removeprefix("/run/secrets/")
+            assert secret in service["secrets"], f"{name}: {variable} is no mounted secret"
+            assert secret in declared
