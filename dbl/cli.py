@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Final
 
 from confluent_kafka import Producer
 
@@ -129,23 +133,34 @@ def _site(settings: Settings, name: str) -> Site:
     return site
 
 
+# The dataflow snapshots every 2 s and keeps no older snapshots (the broker it replays
+# from lives as long as this run); the directory goes last.
+RECOVERY_ARGS: Final = ("-s", "2", "-b", "0", "-r")
+
+
 def run_system(settings: Settings, *, with_demo: bool) -> int:
-    """Start everything (embedded broker and Redis unless configured) until Ctrl-C."""
+    """Start everything (embedded broker and Redis unless configured) until Ctrl-C; a
+    service that dies is started again, the dataflow from its last snapshot."""
     with contextlib.ExitStack() as stack:
+        vital: dict[str, Callable[[], bool]] = {}
         if not settings.kafka_bootstrap_servers:
             broker = stack.enter_context(EmbeddedBroker())
             settings = settings.with_overrides(kafka_bootstrap_servers=broker.bootstrap_servers)
+            vital["embedded broker (the events)"] = lambda: broker.alive
         if not settings.redis_url:
             redis_server = stack.enter_context(EmbeddedRedis())
             settings = settings.with_overrides(redis_url=redis_server.url)
+            vital["embedded Redis (the read model)"] = lambda: redis_server.alive
         ensure_topics(settings)
-        supervisor = Supervisor({**os.environ, **settings.as_environment()})
+        recovery = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbl-recovery-")))
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+        supervisor = Supervisor({**os.environ, **settings.as_environment()}, vital)
         try:
             collector = supervisor.start("collector", "tracking")
-            supervisor.start("dataflow", "dataflows")
+            supervisor.start("dataflow", "dataflows", *RECOVERY_ARGS, str(recovery))
             supervisor.start("rep service", "alerts")
             wait_for_port(settings.collector_port, collector.process, timeout=20)
-            _banner(settings, with_demo)
+            _banner(settings, with_demo, recovery, vital)
             if with_demo:
                 url = f"http://{settings.collector_host}:{settings.collector_port}"
                 supervisor.start("demo traffic", "dbl.cli", "demo", url)
@@ -155,7 +170,9 @@ def run_system(settings: Settings, *, with_demo: bool) -> int:
     return 0
 
 
-def _banner(settings: Settings, with_demo: bool) -> None:
+def _banner(
+    settings: Settings, with_demo: bool, recovery: Path, embedded: Mapping[str, object]
+) -> None:
     collector = f"http://{settings.collector_host}:{settings.collector_port}"
     reps = f"http://{settings.rep_api_host}:{settings.rep_api_port}"
     lines = [
@@ -172,6 +189,12 @@ def _banner(settings: Settings, with_demo: bool) -> None:
         # Tokens are secrets: only the demo's public ones are printed.
         token = f"?token={rep.token}" if settings.demo else "   (token: see routing)"
         lines.append(f"  live page      {reps}/reps/{rep.id}{token}   ({rep.name})")
+    lines.append(
+        f"  durability     a service that dies restarts; the dataflow resumes from its "
+        f"snapshots (every {RECOVERY_ARGS[1]} s) in {recovery}, kept until dbl run stops"
+    )
+    for what in embedded:
+        lines.append(f"                 {what} lives in memory only: lost when dbl run stops")
     if with_demo:
         lines.append("  demo traffic   on: sales alerts appear below within seconds")
     print("\n".join(lines), flush=True)

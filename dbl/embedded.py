@@ -105,6 +105,11 @@ class _EmbeddedProcess:
             self._log.close()
         self._dir.cleanup()
 
+    @property
+    def alive(self) -> bool:
+        """True while the server process runs."""
+        return self._process is not None and self._process.poll() is None
+
     def kill(self) -> None:
         """Kill the server abruptly (fault tests); `start` may be called again."""
         if self._process is not None:

@@ -17,7 +17,7 @@ import redis
 
 from config.settings import Settings
 from dbl import codec
-from dbl.embedded import free_port
+from dbl.embedded import free_port, wait_for_port
 from dbl.redis_keys import RedisKeys
 from tests.conftest import wait_until
 from tracking import demo
@@ -85,6 +85,11 @@ def test_dbl_run_shows_alerts_within_30_seconds_and_ctrl_c_leaves_nothing_behind
         elapsed = time.monotonic() - started
         family = psutil.Process(run.pid).children(recursive=True)
         assert len(family) >= 6, "broker, Redis, collector, dataflow, rep service, demo"
+        (collector,) = [p for p in family if p.cmdline()[-2:] == ["-m", "tracking"]]
+        collector.kill()
+        wait_until(lambda: b"collector started again" in out_path.read_bytes(), 20, "a restart")
+        wait_for_port(int(env["DBL_COLLECTOR_PORT"]), run, timeout=20)
+        family = psutil.Process(run.pid).children(recursive=True)
         run.send_signal(signal.SIGINT)
         assert run.wait(20) == 0
         _, alive = psutil.wait_procs(family, timeout=10)
