@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from asyncio import FIRST_COMPLETED
 from importlib import resources
 from typing import Any, Final, cast
 from urllib.parse import parse_qs
@@ -26,6 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from alerts.dispatcher import AlertConsumer, Dispatcher
+from alerts.live import LiveFeeds, Subscription, entry_key, valid_entry_id
 from alerts.outbox import WebhookSender
 from alerts.routing import route
 from config.routing import Routing, load_routing
@@ -52,7 +54,16 @@ DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 REPLAYED_ON_CONNECT: Final = 20
 HOT_WINDOW_MS: Final = 30 * 60_000
-HEARTBEAT_MS: Final = 15_000
+HEARTBEAT_S: Final = 15.0
+MAX_CATCH_UP: Final = 1000
+# Reads of the read model fail fast when Redis does not answer: a 503, not a hung page.
+REDIS_TIMEOUT_S: Final = 2.0
+REDIS_CONNECTIONS: Final = 50
+SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
 STATIC: Final = {"rep.js": b"text/javascript", "rep.css": b"text/css"}
 PAGE_HEADERS: Final = [
     (b"content-security-policy", b"default-src 'self'; object-src 'none'; base-uri 'none'"),
@@ -61,6 +72,7 @@ PAGE_HEADERS: Final = [
     (b"x-content-type-options", b"nosniff"),
 ]
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
+READ_MODEL_DOWN: Final = "the read model (Redis) is not answering, retry shortly"
 
 
 class RepService:
@@ -72,6 +84,7 @@ class RepService:
         self._routing: Routing = load_routing(settings.routing_path)
         self._dispatch = dispatch
         self._redis: aioredis.Redis | None = None
+        self._live: LiveFeeds | None = None
         self._workers: list[BackgroundWorker] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,9 +95,20 @@ class RepService:
             await self._route(scope, receive, send)
         except HTTPError as error:
             await respond_error(send, error)
+        except (redis.ConnectionError, redis.TimeoutError):
+            await respond_error(send, HTTPError(503, READ_MODEL_DOWN, [(b"retry-after", b"2")]))
 
     async def _startup(self) -> None:
-        self._redis = aioredis.Redis.from_url(self._settings.redis)
+        # A burst of pages opening waits its turn for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._settings.redis,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._live = LiveFeeds(self._redis)
         if self._dispatch:
             client = redis.Redis.from_url(self._settings.redis)
             dispatcher = Dispatcher(client, self._keys, self._routing)
@@ -98,6 +122,8 @@ class RepService:
     async def _shutdown(self) -> None:
         for worker in self._workers:
             worker.stop()
+        if self._live is not None:
+            await self._live.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -138,7 +164,7 @@ class RepService:
         return _query(scope, "token")
 
     def _is_admin(self, token: str) -> bool:
-        return bool(token) and hmac.compare_digest(token, self._routing.admin_token)
+        return bool(token) and _same(token, self._routing.admin_token)
 
     def _require_admin(self, scope: Scope) -> None:
         if not self._is_admin(self._token(scope)):
@@ -152,7 +178,7 @@ class RepService:
             if rep is None:
                 raise HTTPError(404, f"no rep {rep_id!r} in routing.toml")
             return
-        if rep is None or not token or not hmac.compare_digest(token, rep.token):
+        if rep is None or not token or not _same(token, rep.token):
             raise HTTPError(401, "a valid token for this rep is required")
 
     async def _events(self, scope: Scope, receive: Receive, send: Send, rep: str) -> None:
@@ -160,44 +186,24 @@ class RepService:
         last_id = (header(scope, b"last-event-id") or b"").decode("latin-1") or _query(
             scope, "last_id"
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream"),
-                    (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-        if not last_id:
-            recent = cast(Entries, await self._client.xrevrange(stream, count=REPLAYED_ON_CONNECT))
-            await _send_events(send, list(reversed(recent)))
-            last_id = recent[0][0].decode() if recent else "0-0"
-        gone = asyncio.create_task(_disconnected(receive))
-        try:
-            while not gone.done():
-                read = asyncio.create_task(self._read(stream, last_id))
-                await asyncio.wait({read, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not read.done():
-                    read.cancel()
-                    break
-                entries = read.result()
-                if entries:
-                    await _send_events(send, entries)
-                    last_id = entries[-1][0].decode()
-                else:
-                    await send({"type": "http.response.body", "body": b": ", "more_body": True})
-        finally:
-            gone.cancel()
+        if last_id and not valid_entry_id(last_id):
+            raise HTTPError(400, "Last-Event-ID must be an alert id such as 1700000000000-0")
+        async with self._feeds.subscribe(stream) as subscription:
+            # Subscribed first, then caught up: what arrives meanwhile comes through both
+            # and is sent once.
+            if last_id:
+                missed = cast(
+                    Entries,
+                    await self._client.xrange(stream, min=f"({last_id}", count=MAX_CATCH_UP),
+                )
+            else:
+                recent = await self._client.xrevrange(stream, count=REPLAYED_ON_CONNECT)
+                missed = list(reversed(cast(Entries, recent)))
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await _send_events(send, missed)
+            sent = missed[-1][0] if missed else (last_id.encode() or b"0-0")
+            await _stream(receive, send, subscription, sent)
         await send({"type": "http.response.body", "body": b""})
-
-    async def _read(self, stream: str, after: str) -> Entries:
-        """New entries after `after`, waiting up to a heartbeat for some."""
-        found = await self._client.xread({stream: after}, count=100, block=HEARTBEAT_MS)
-        batches = cast(list[tuple[bytes, Entries]], found or [])
-        return [entry for _, entries in batches for entry in entries]
 
     async def _hot(self, rep: str) -> dict[str, Any]:
         since = int(time.time() * 1000) - HOT_WINDOW_MS
@@ -225,7 +231,7 @@ class RepService:
 
     def _rep_of_token(self, token: str) -> str | None:
         for rep in self._routing.reps.values():
-            if hmac.compare_digest(token, rep.token):
+            if _same(token, rep.token):
                 return rep.id
         return None
 
@@ -249,6 +255,35 @@ class RepService:
     def _client(self) -> aioredis.Redis:
         assert self._redis is not None, "the lifespan opens Redis"
         return self._redis
+
+    @property
+    def _feeds(self) -> LiveFeeds:
+        assert self._live is not None, "the lifespan starts the live feeds"
+        return self._live
+
+
+async def _stream(receive: Receive, send: Send, subscription: Subscription, sent: bytes) -> None:
+    """New alerts as they come, a heartbeat comment when none came for a while, until the
+    page goes (or falls too far behind: its browser reconnects and resumes)."""
+    gone = asyncio.create_task(_disconnected(receive))
+    try:
+        while not gone.done():
+            get = asyncio.create_task(subscription.entries.get())
+            await asyncio.wait({get, gone}, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                if not gone.done():
+                    await send({"type": "http.response.body", "body": b": ", "more_body": True})
+                continue
+            entries = get.result()
+            if entries is None:
+                return
+            fresh = [entry for entry in entries if entry_key(entry[0]) > entry_key(sent)]
+            if fresh:
+                await _send_events(send, fresh)
+                sent = fresh[-1][0]
+    finally:
+        gone.cancel()
 
 
 async def _send_events(send: Send, entries: Entries) -> None:
@@ -276,8 +311,13 @@ def _query(scope: Scope, name: str) -> str:
     return values[0] if values else ""
 
 
+def _same(given: str, secret: str) -> bool:
+    """Constant-time comparison of a token as given (any text) with a secret."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), secret.encode())
+
+
 def _limit(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise HTTPError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 

@@ -13,6 +13,7 @@ from tests.conftest import ARTIFACTS, DANA
 
 pytestmark = pytest.mark.integration
 BROWSER_KEY = ("wk_demo_browser", "")
+SERVER_KEY = ("wk_demo_server", "")
 HOSTILE_NAME = "Dana <img src=x onerror=window.pwned=1> Ruiz"
 
 
@@ -31,11 +32,13 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     alex = open_page(browser, settings, "alex", "demo-token-alex")
     collector = httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10)
     traits = {**DANA, "name": HOSTILE_NAME}
-    calls = [("/v1/identify", {"anonymousId": "c-page", "traits": traits})]
-    calls += [("/v1/page", {"anonymousId": "c-page", "properties": {"path": "/pricing"}})] * 3
+    # The CRM names her and her owner; her browser views pricing.
+    calls = [("/v1/identify", {"anonymousId": "c-page", "traits": traits}, SERVER_KEY)]
+    page = ("/v1/page", {"anonymousId": "c-page", "properties": {"path": "/pricing"}}, BROWSER_KEY)
+    calls += [page] * 3
     with collector:
-        for path, body in calls:
-            assert collector.post(path, json=body, auth=BROWSER_KEY).status_code == 200
+        for path, body, key in calls:
+            assert collector.post(path, json=body, auth=key).status_code == 200
     sent = time.monotonic()
     card = sam.wait_for_selector(".alert.sales_ready", timeout=2_000)
     assert time.monotonic() - sent < 2.0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
+from bench.live_pages import measure
 from config.settings import Settings
 from dbl import codec
 from dbl.embedded import wait_for_port
@@ -68,3 +71,47 @@ def test_another_reps_stream_stays_empty(settings: Settings, rep_api: str):
         assert answer.json()["alerts"] == []
         with client.stream("GET", "/v1/reps/sam/events") as response:
             assert response.status_code == 401
+
+
+def test_more_live_pages_than_redis_connections_each_get_every_alert_within_two_seconds(
+    settings: Settings, rep_api: str
+):
+    """150 pages (the Redis pool once held 100, one per page) and the JSON API meanwhile."""
+    measured = asyncio.run(measure(settings, pages=150, alerts=2))
+    assert measured.missed == 0
+    assert len(measured.delays_s) == 300
+    assert max(measured.delays_s) < 2.0
+    assert measured.api_errors == 0
+    assert measured.api_s, "the JSON API was asked while the pages were open"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/v1/alerts?rep=sam", {"authorization": "Bearer t\u00f6ken".encode("latin-1")}, 401),
+        ("/v1/alerts?rep=sam&token=t%C3%B6ken-%C2%B2", {}, 401),
+        ("/v1/alerts?rep=sam&limit=\u00b2", SAM, 400),
+        ("/v1/alerts?rep=sam&limit=99999999999999999999999", SAM, 400),
+        ("/v1/reps/sam/events", {**SAM, "last-event-id": "garbage"}, 400),
+        ("/v1/reps/sam/events?last_id=1-2-3", SAM, 400),
+        ("/v1/profiles/x?token=\u00e9", {}, 401),
+    ],
+)
+def test_untrusted_input_to_the_rep_api_gets_a_clear_4xx(rep_api: str, path, headers, status):
+    with httpx.Client(base_url=rep_api, timeout=10) as client:
+        answer = client.get(path, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]
+
+
+def test_a_paused_redis_gets_a_fast_503_not_a_500(rep_api: str, redis_client: redis.Redis):
+    redis_client.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+    try:
+        with httpx.Client(base_url=rep_api, headers=SAM, timeout=10) as client:
+            started = time.monotonic()
+            answer = client.get("/v1/alerts", params={"rep": "sam"})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"]
+        assert time.monotonic() - started < 3.5
+    finally:
+        redis_client.execute_command("CLIENT", "UNPAUSE")
