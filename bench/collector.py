@@ -123,6 +123,8 @@ def main() -> None:
             collector_port=free_port(),
             rate_limit_per_s=1e9,
             rate_limit_burst=1e9,
+            event_limit_per_s=1e9,
+            event_limit_burst=1e9,
         )
         ensure_topics(settings)
         for name, factory in (

@@ -80,6 +80,8 @@ def main() -> None:
             dataflow_metrics_port=free_port(),
             rate_limit_per_s=1e9,
             rate_limit_burst=1e9,
+            event_limit_per_s=1e9,
+            event_limit_burst=1e9,
         )
         ensure_topics(settings)
         recovery = Path(tmp) / "recovery"

@@ -49,6 +49,9 @@ class Settings:
     dataflow_metrics_port: int = field(default=9464, metadata=_env("DBL_DATAFLOW_METRICS_PORT"))
     rate_limit_per_s: float = field(default=50.0, metadata=_env("DBL_RATE_LIMIT_PER_S"))
     rate_limit_burst: float = field(default=200.0, metadata=_env("DBL_RATE_LIMIT_BURST"))
+    # Events, not requests, per address: one request may carry a batch of 1,000.
+    event_limit_per_s: float = field(default=500.0, metadata=_env("DBL_EVENT_LIMIT_PER_S"))
+    event_limit_burst: float = field(default=2000.0, metadata=_env("DBL_EVENT_LIMIT_BURST"))
     public_url: str = field(default="http://127.0.0.1:8080", metadata=_env("DBL_PUBLIC_URL"))
     anonymous_ttl_s: float = field(default=90 * 86_400.0, metadata=_env("DBL_ANONYMOUS_TTL_S"))
     dedupe_window_s: float = field(default=86_400.0, metadata=_env("DBL_DEDUPE_WINDOW_S"))

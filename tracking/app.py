@@ -98,6 +98,7 @@ class Collector:
         self._sites = load_sites(settings.sites_path)
         self._producer = producer
         self._limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self._event_limiter = RateLimiter(settings.event_limit_per_s, settings.event_limit_burst)
         static = resources.files("tracking") / "static"
         self._snippet = (static / "t.js").read_bytes()
         self._snippet_gz = gzip.compress(self._snippet, 9)
@@ -132,6 +133,11 @@ class Collector:
         client = scope.get("client")
         if client and not self._limiter.allow(client[0], time.monotonic()):
             raise HTTPError(429, "too many requests from this address", [(b"retry-after", b"1")])
+
+    def _limit_events(self, scope: Scope, count: int) -> None:
+        client = scope.get("client")
+        if client and not self._event_limiter.allow(client[0], time.monotonic(), count):
+            raise HTTPError(429, "too many events from this address", [(b"retry-after", b"1")])
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         method = scope["method"]
@@ -169,6 +175,7 @@ class Collector:
             messages, call_type = _batch_items(body), None
         else:
             messages, call_type = [body], SINGLE_CALLS[path]
+        self._limit_events(scope, len(messages))
         received_at = int(time.time() * 1000)
         sender = Sender(_user_agent(scope), _client_ip(scope))
         accepted: list[Envelope] = []

@@ -14,7 +14,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Allows `rate` requests per second per client, with bursts up to `burst`.
+    """Allows `rate` requests (or events) per second per client, with bursts up to `burst`.
 
     Remembers at most `clients` clients (least recently seen are forgotten first), so a
     flood of addresses cannot grow memory without bound.
@@ -30,14 +30,20 @@ class RateLimiter:
         self._clients = clients
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def allow(self, client: str, now: float) -> bool:
-        """Take one token for `client` at time `now` (seconds); False when none is left."""
+    def allow(self, client: str, now: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens for `client` at time `now` (seconds); False (taking none) when
+        fewer are left.
+
+        >>> limiter = RateLimiter(rate=100, burst=150)
+        >>> limiter.allow("1.2.3.4", 0.0, cost=100), limiter.allow("1.2.3.4", 0.0, cost=100)
+        (True, False)
+        """
         bucket = self._buckets.pop(client, None) or _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
-        allowed = bucket.tokens >= 1
+        allowed = bucket.tokens >= cost
         if allowed:
-            bucket.tokens -= 1
+            bucket.tokens -= cost
         self._buckets[client] = bucket
         if len(self._buckets) > self._clients:
             self._buckets.popitem(last=False)

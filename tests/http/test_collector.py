@@ -298,18 +298,22 @@ def test_sendgrid_webhook_needs_a_server_key_and_maps_events(collector):
     assert bad.status_code == 400
 
 
-def test_too_many_requests_from_one_address_get_429(
+def test_too_many_requests_or_events_from_one_address_get_429(
     broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path: Path
 ):
     settings = fresh_settings(broker.bootstrap_servers, redis_server.url).with_overrides(
-        rate_limit_per_s=1.0, rate_limit_burst=5.0
+        rate_limit_per_s=1.0, rate_limit_burst=5.0, event_limit_per_s=1.0, event_limit_burst=150.0
     )
     process = start_module(settings, "tracking", tmp_path / "collector.log")
     try:
         wait_for_port(settings.collector_port, process, timeout=20)
         with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as client:
+            batch = {"batch": [{"type": "page", "anonymousId": "c"}] * 100}
+            events = [client.post("/v1/batch", json=batch, auth=SERVER) for _ in range(2)]
+            assert [answer.status_code for answer in events] == [200, 429]
+            assert events[1].json()["error"] == "too many events from this address"
             statuses = [client.get("/healthz").status_code for _ in range(8)]
-            assert statuses[:5] == [200] * 5
+            assert statuses[:3] == [200] * 3
             limited = client.get("/healthz")
             assert limited.status_code == 429
             assert limited.headers["retry-after"] == "1"

@@ -30,7 +30,10 @@ def collector_url(
     broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     settings = fresh_settings(broker.bootstrap_servers, redis_server.url).with_overrides(
-        rate_limit_per_s=10_000.0, rate_limit_burst=10_000.0
+        rate_limit_per_s=10_000.0,
+        rate_limit_burst=10_000.0,
+        event_limit_per_s=1e6,
+        event_limit_burst=1e6,
     )
     log = Path(tmp_path_factory.mktemp("fuzz")) / "collector.log"
     process = start_module(settings, "tracking", log)
