@@ -19,8 +19,9 @@ from playwright.sync_api import Browser, Page
 from config.settings import Settings
 from config.sites import load_sites
 from dataflows.sinks import decode_profile
+from dbl import codec
 from dbl.redis_keys import RedisKeys
-from tests.conftest import wait_until
+from tests.conftest import read_topic, wait_until
 from tracking import email_links, user_hash
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,8 @@ PAGE = """<!doctype html><html><head><title>{title}</title>
 </head><body><h1>{title}</h1>
 <form id="demo-request" action="/thanks.html">
   <input type="email" name="email"><input name="name"><input name="title">
-  <input name="company"><input type="password" name="password"><button>Send</button>
+  <input name="company"><input type="password" name="password"><input name="card-number">
+  <input name="phone"><textarea name="message"></textarea><button>Send</button>
 </form></body></html>"""
 
 
@@ -95,6 +97,9 @@ def test_page_views_spa_navigation_reloads_and_a_form_reach_the_profile(
     page.fill("input[name=title]", "VP Sales")
     page.fill("input[name=company]", "Acme")
     page.fill("input[name=password]", "hunter2")
+    page.fill("input[name=card-number]", "4111 1111 1111 1111")
+    page.fill("input[name=phone]", "+1 555 0100")
+    page.fill("textarea[name=message]", "my private notes")
     page.click("button")
     page.wait_for_url("**/thanks.html?**")
 
@@ -109,6 +114,13 @@ def test_page_views_spa_navigation_reloads_and_a_form_reach_the_profile(
         seen
     )
     assert "hunter2" not in str(dana)
+    stored = read_topic(running_system, running_system.events_topic, 1000, until=b"form_submit")
+    (form,) = [r.value() for r in stored if b'"form_submit"' in r.value()]
+    assert set(codec.loads(form)["props"]) == {
+        *("form_id", "email", "name", "title", "company", "phone"),
+    }
+    for secret in (b"hunter2", b"4111", b"private notes"):
+        assert secret not in form, "only the allowed fields leave"
     assert profile(running_system, redis_client, f"anon:{anon}") is None, "history moved"
 
 

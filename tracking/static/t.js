@@ -79,18 +79,35 @@
     emit({ type: "identify", traits: {}, context: context({ dbl_link: link }) });
   } else { page(); }
   if (src.searchParams.get("forms") === "1") {
+    // Only fields a rep needs are captured (a site adds more with `fields=a,b`); free text,
+    // passwords, hidden fields and anything that looks like a card number never leave.
+    var wanted = { email: "email", name: "name", firstname: "first_name", lastname: "last_name",
+      company: "company", companyname: "company", title: "title", jobtitle: "title", phone: "phone" };
+    var extra = (src.searchParams.get("fields") || "").split(",");
+    for (var x = 0; x < extra.length; x++) if (extra[x]) wanted[canon(extra[x])] = extra[x];
     d.addEventListener("submit", function (e) {
       var f = e.target, t = {}, email = null;
       for (var i = 0; i < f.elements.length; i++) {
-        var el = f.elements[i], name = el.name || el.id;
-        if (!name || el.type === "password" || el.type === "hidden" || !el.value) continue;
-        if (el.type === "email" || /email/i.test(name)) email = el.value; else t[name] = el.value;
+        var el = f.elements[i], trait = wanted[canon(el.name || el.id || "")];
+        if (!trait || el.type === "password" || el.type === "hidden" || !el.value || cardLike(el.value)) continue;
+        if (trait === "email" || el.type === "email") email = el.value; else t[trait] = el.value;
       }
       if (!email) return;
       t.email = email;
       emit({ type: "track", event: "Form Submitted", properties: Object.assign({ form_id: f.id || f.getAttribute("name") || "form" }, t),
         context: context({ traits: t }) });
     }, true);
+  }
+  function canon(name) { return String(name).toLowerCase().replace(/[^a-z]/g, ""); }
+  function cardLike(value) {
+    var digits = String(value).replace(/[\s.-]/g, "");
+    if (!/^\d{13,19}$/.test(digits)) return false;
+    for (var sum = 0, k = 0; k < digits.length; k++) {
+      var n = +digits[digits.length - 1 - k];
+      if (k % 2) { n *= 2; if (n > 9) n -= 9; }
+      sum += n;
+    }
+    return sum % 10 === 0;
   }
   for (var i = 0; i < early.length; i++) { var call = early[i]; if (api[call[0]]) api[call[0]].apply(null, call.slice(1)); }
   flushQueue(); setInterval(flushQueue, 5000);
