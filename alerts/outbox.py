@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import redis
@@ -22,7 +25,11 @@ from dbl.worker import BackgroundWorker
 log = logging.getLogger("dbl.webhooks")
 
 POLL_S: Final = 0.1
-BATCH: Final = 20
+BATCH: Final = 100
+# Calls in flight at once: in all, and to one destination (a slow or hanging receiver
+# holds at most its own share, never everyone's alerts).
+SENDERS: Final = 16
+PER_DESTINATION: Final = 2
 # A claimed job is hidden this long: if the sender dies mid-call, it is retried after.
 LEASE_MS: Final = 60_000
 
@@ -62,34 +69,62 @@ class WebhookSender(BackgroundWorker):
         self._failpoint = settings.failpoint
         self._claim = client.register_script(_CLAIM)
         self._rng = random.Random()
+        self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-call")
+        self._in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sent = self.send_due()
-            except redis.RedisError as exc:
-                log.warning("Redis unavailable for webhooks: %s", exc)
-                sent = 0
-            if not sent:
-                self._stop.wait(POLL_S)
+        try:
+            while not self._stop.is_set():
+                try:
+                    sent = self.send_due()
+                except redis.RedisError as exc:
+                    log.warning("Redis unavailable for webhooks: %s", exc)
+                    sent = 0
+                if not sent:
+                    self._stop.wait(POLL_S)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def send_due(self) -> int:
-        """Try every due job once; returns how many were tried."""
+        """Start a call for every due job whose destination has room; returns how many."""
         now = _now_ms()
         due = cast(
             list[bytes], self._client.zrangebyscore(self._keys.webhook_due, "-inf", now, 0, BATCH)
         )
-        tried = 0
+        started = 0
         for raw_id in due:
             job_key = raw_id.decode()
+            destination = _destination(job_key)
+            with self._lock:
+                if self._in_flight[destination] >= PER_DESTINATION:
+                    continue  # still due: taken once a call to it returns
+                self._in_flight[destination] += 1
             raw = self._claim(
                 keys=[self._keys.webhook_due, self._keys.webhook_jobs],
                 args=[job_key, now, now + LEASE_MS],
             )
-            if raw:
-                self._attempt(job_key, codec.loads(raw))
-                tried += 1
-        return tried
+            if not raw:
+                self._done(destination)
+                continue
+            self._pool.submit(self._call, destination, job_key, codec.loads(raw))
+            started += 1
+        return started
+
+    def _call(self, destination: str, job_key: str, job: dict[str, Any]) -> None:
+        try:
+            self._attempt(job_key, job)
+        except redis.RedisError as exc:
+            # The lease runs out and the job is tried again.
+            log.warning("Redis unavailable after webhook job %s: %s", job_key, exc)
+        finally:
+            self._done(destination)
+
+    def _done(self, destination: str) -> None:
+        with self._lock:
+            self._in_flight[destination] -= 1
+            if not self._in_flight[destination]:
+                del self._in_flight[destination]
 
     def _attempt(self, job_key: str, job: dict[str, Any]) -> None:
         rep = self._routing.reps.get(job["rep"])
@@ -151,6 +186,15 @@ class WebhookSender(BackgroundWorker):
         pipe.hdel(self._keys.webhook_jobs, job_key)
         pipe.execute()
         metrics.DELIVERIES.labels("webhook", "dead_letter").inc()
+
+
+def _destination(job_key: str) -> str:
+    """Where a job goes: its rep and webhook (`job_id`'s last two parts).
+
+    >>> _destination("0af3:sam:1")
+    'sam:1'
+    """
+    return job_key.split(":", 1)[1]
 
 
 def _now_ms() -> int:

@@ -239,3 +239,18 @@ def test_quiet_hours_defer_sales_ready_pushes_and_drop_the_rest(
     assert set(due) == {b"s1:sam:0", b"s1:sam:1"}, "the key action waits on the page only"
     assert due[b"s1:sam:0"] == now + 3.5 * 3_600_000, "pushed at 07:00 local"
     assert redis_client.xlen(keys.rep_alerts("sam")) == 2, "both on the live page at once"
+
+
+def test_a_hanging_receiver_never_delays_another_destination(
+    rep_service: RepService, receiver: Receiver
+):
+    """Sam's Slack endpoint hangs on every call (past the 0.5 s timeout, retried): his JSON
+    endpoint still gets each of 8 alerts at once, not one per Slack timeout."""
+    receiver.script["/slack"] = ["hang"]
+    rep_service.start()
+    sent = time.monotonic()
+    publish(rep_service.settings, *(alert(f"burst-{n}") for n in range(8)))
+    wait_until(lambda: len(receiver.on("/json")) >= 8, timeout=10, what="the JSON webhook")
+    assert time.monotonic() - sent < 3.0, "serially this takes 8 Slack timeouts and retries"
+    in_flight = len(receiver.on("/slack"))
+    assert in_flight >= 2, "the hanging endpoint is still being tried"
