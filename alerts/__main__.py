@@ -8,4 +8,9 @@ from dbl.asgi import serve
 if __name__ == "__main__":
     settings = checked_settings()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    serve("alerts.api:create_app", settings.rep_api_host, settings.rep_api_port)
+    serve(
+        "alerts.api:create_app",
+        settings.rep_api_host,
+        settings.rep_api_port,
+        settings.request_timeout_s,
+    )

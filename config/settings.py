@@ -49,6 +49,8 @@ class Settings:
     dataflow_metrics_port: int = field(default=9464, metadata=_env("DBL_DATAFLOW_METRICS_PORT"))
     rate_limit_per_s: float = field(default=50.0, metadata=_env("DBL_RATE_LIMIT_PER_S"))
     rate_limit_burst: float = field(default=200.0, metadata=_env("DBL_RATE_LIMIT_BURST"))
+    # Seconds a client has to send one whole request (slow ones get a 408 and are closed).
+    request_timeout_s: float = field(default=10.0, metadata=_env("DBL_REQUEST_TIMEOUT_S"))
     # Events, not requests, per address: one request may carry a batch of 1,000.
     event_limit_per_s: float = field(default=500.0, metadata=_env("DBL_EVENT_LIMIT_PER_S"))
     event_limit_burst: float = field(default=2000.0, metadata=_env("DBL_EVENT_LIMIT_BURST"))

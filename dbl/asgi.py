@@ -132,17 +132,26 @@ async def run_lifespan(
             return
 
 
-def serve(factory: str, host: str, port: int) -> None:
-    """Serve an app factory (`module:function`) with uvicorn on httptools and uvloop."""
+# Open connections a server keeps (live pages hold one each); more get a 503.
+MAX_CONNECTIONS = 8000
+
+
+def serve(factory: str, host: str, port: int, request_timeout_s: float = 10.0) -> None:
+    """Serve an app factory (`module:function`) with uvicorn on httptools and uvloop, with
+    the limits of `dbl/http_limits.py`."""
     import uvicorn
+
+    from dbl.http_limits import guarded
 
     uvicorn.run(
         factory,
         factory=True,
         host=host,
         port=port,
-        http="httptools",
+        http=guarded(request_timeout_s),
         loop="uvloop",
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=5,
         log_level="warning",
         access_log=False,
         # Live pages hold server-sent-event streams open: do not wait for them to end.

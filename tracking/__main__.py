@@ -5,4 +5,9 @@ from dbl.asgi import serve
 
 if __name__ == "__main__":
     settings = checked_settings()
-    serve("tracking.app:create_app", settings.collector_host, settings.collector_port)
+    serve(
+        "tracking.app:create_app",
+        settings.collector_host,
+        settings.collector_port,
+        settings.request_timeout_s,
+    )

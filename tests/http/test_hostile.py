@@ -3,13 +3,17 @@ broker: forged proofs, reserved keys, amplification."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from config.sites import load_sites
 from dbl import codec
-from tests.conftest import read_topic
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
+from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
 from tracking import email_links
 
 BROWSER = ("wk_demo_browser", "")
@@ -92,3 +96,42 @@ def test_a_batch_of_junk_writes_no_more_to_the_dlq_than_it_sent(collector):
     (counted,) = [d for d in junk if d.get("first_index") == 21]
     assert counted["rejected_count"] == 979
     assert counted["reasons"] == {"an event must be a JSON object": 979}
+
+
+def _raw(port: int, payload: bytes, wait_s: float = 5.0) -> tuple[bytes, float]:
+    """Send bytes on a fresh connection; what came back before it closed, and how long."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as conn:
+        conn.sendall(payload)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    return answer, time.monotonic() - started
+
+
+def test_a_header_block_past_16_kib_gets_431_and_the_connection_closes(collector):
+    settings, client = collector
+    head = b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + b"x-junk: " + b"a" * 20_000 + b"\r\n\r\n"
+    answer, _ = _raw(settings.collector_port, head)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_request_that_never_finishes_gets_408_and_is_closed(
+    broker: EmbeddedBroker, redis_server: EmbeddedRedis, tmp_path: Path
+):
+    settings = fresh_settings(broker.bootstrap_servers, redis_server.url).with_overrides(
+        request_timeout_s=1.0
+    )
+    process = start_module(settings, "tracking", tmp_path / "collector.log")
+    try:
+        wait_for_port(settings.collector_port, process, timeout=20)
+        slow = b"POST /v1/track HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
+        answer, took = _raw(settings.collector_port, slow)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert took < 3.0
+        silent, took = _raw(settings.collector_port, b"")
+        assert silent.startswith(b"HTTP/1.1 408 "), "a connection that sends nothing too"
+    finally:
+        stop_processes([process])
