@@ -56,9 +56,27 @@ def slack_text(alert: dict[str, Any], rep_name: str) -> str:
         f"engagement {alert.get('engagement')})",
         _slack(alert.get("reason", "")),
     ]
+    confidence = identity_line(alert)
+    if confidence:
+        lines.append(f"_{_slack(confidence)}_")
     for _ts, what in (profile.get("activity") or [])[:5]:
         lines.append(f"• {_slack(what)}")
     return "\n".join(lines)
+
+
+def identity_line(alert: dict[str, Any]) -> str | None:
+    """How sure DBL is of who this is, when a rep should know: an unverified claim.
+
+    >>> identity_line({"identity": {"recognized_by": "form_fill", "verified": False}})
+    'unverified claim (form fill): the person may not be who they say'
+    >>> identity_line({"identity": {"recognized_by": "server", "verified": True}}) is None
+    True
+    """
+    identity = alert.get("identity") or {}
+    if identity.get("verified", True):
+        return None
+    how = str(identity.get("recognized_by") or "browser").replace("_", " ")
+    return f"unverified claim ({how}): the person may not be who they say"
 
 
 def _slack(value: Any) -> str:

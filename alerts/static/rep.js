@@ -34,6 +34,11 @@ function renderAlert(alert, fresh) {
   text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + (alert.late ? " · late" : ""));
   text(card.querySelector("time"), when(alert.ts));
   text(card.querySelector(".reason"), alert.reason);
+  const identity = alert.identity || {};
+  if (identity.verified === false) {
+    const how = String(identity.recognized_by || "browser").replace("_", " ");
+    text(card.querySelector(".identity"), "Unverified claim (" + how + "): the person may not be who they say").hidden = false;
+  }
   for (const [label, value] of profile.top_signals || []) card.querySelector(".signals").append(item("li", label + ": " + value));
   for (const [label, points] of profile.fit_reasons || []) card.querySelector(".fit").append(item("li", label + " (" + points + ")"));
   for (const [ts, what] of profile.activity || []) card.querySelector(".activity").append(item("li", when(ts) + " — " + what));

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
-from tests.conftest import ARTIFACTS, DANA
+from tests.conftest import ARTIFACTS, DANA, alert, publish
 
 pytestmark = pytest.mark.integration
 BROWSER_KEY = ("wk_demo_browser", "")
@@ -50,6 +50,13 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     assert "A2" in sam.inner_text("#hot")
     sam.click(".alert.sales_ready summary")
     assert "Viewed /pricing" in sam.inner_text(".alert.sales_ready .activity")
+    assert not sam.is_visible(".alert.sales_ready .identity"), "the CRM named her: verified"
+    claimed = alert("claimed-1", kind="sales_ready")  # never throttled
+    claimed["identity"] = {"recognized_by": "form_fill", "verified": False}
+    publish(settings, claimed)
+    note = sam.wait_for_selector('[data-alert-id="claimed-1"] .identity', timeout=5_000)
+    assert note is not None
+    assert "Unverified claim (form fill)" in note.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     sam.screenshot(path=str(ARTIFACTS / "rep-page-sam.png"), full_page=True)
 

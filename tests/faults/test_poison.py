@@ -17,6 +17,7 @@ from tests.faults.live import read_profiles
 pytestmark = pytest.mark.integration
 
 SERVER_KEY = ("wk_demo_server", "")
+BROWSER_KEY = ("wk_demo_browser", "")
 
 
 def _nested(levels: int) -> dict[str, object]:
@@ -79,3 +80,27 @@ def test_hostile_events_go_to_the_dlq_with_reasons_and_good_ones_are_scored(
     assert len(dead) == len(HOSTILE_ITEMS) + len(HOSTILE_MESSAGES), reasons
     for _, reason in [*HOSTILE_ITEMS, *HOSTILE_MESSAGES]:
         assert any(reason in found for found in reasons), (reason, reasons)
+
+
+def test_a_trait_no_rule_reads_as_a_number_stops_nothing(
+    running_system: Settings, redis_client: redis.Redis
+):
+    """Superscript digits once stopped the dataflow for good (`str.isdigit` accepts them)."""
+    settings = running_system
+    base = f"http://127.0.0.1:{settings.collector_port}"
+    poison = [
+        {"anonymousId": "poison-1", "traits": {"email": "p1@example.org", "company_size": "²"}},
+        {"anonymousId": "poison-2", "traits": {"email": "p2@example.org", "company_size": "10²"}},
+    ]
+    with httpx.Client(base_url=base) as collector:
+        for body in poison:
+            assert collector.post("/v1/identify", json=body, auth=BROWSER_KEY).status_code == 200
+        after = {"anonymousId": "after-poison", "properties": {"path": "/pricing"}}
+        assert collector.post("/v1/page", json=after, auth=BROWSER_KEY).status_code == 200
+    wanted = {"p1@example.org", "p2@example.org", "anon:after-poison"}
+    wait_until(
+        lambda: wanted <= read_profiles(redis_client, settings).keys(),
+        what="the signals after the poison scored",
+    )
+    profiles = read_profiles(redis_client, settings)
+    assert profiles["p1@example.org"]["company_size"] == "²"

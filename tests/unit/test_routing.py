@@ -116,3 +116,12 @@ def test_quiet_hours_are_local_time_not_utc():
     mia = ROUTING.reps["mia"].quiet_hours  # 20:00-08:00 Europe/Berlin
     assert mia is not None
     assert in_quiet_hours(int(datetime(2026, 7, 1, 19, 0, tzinfo=UTC).timestamp() * 1000), mia)
+
+
+def test_slack_says_when_the_person_is_only_claimed():
+    claimed = {**ALERT, "identity": {"recognized_by": "form_fill", "verified": False}}
+    assert "unverified claim (form fill)" in slack_text(claimed, "Sam Patel")
+    verified = {**ALERT, "identity": {"recognized_by": "server", "verified": True}}
+    assert "unverified" not in slack_text(verified, "Sam Patel")
+    body = codec.loads(render(claimed, "Sam Patel", "json"))
+    assert body["alert"]["identity"] == {"recognized_by": "form_fill", "verified": False}
