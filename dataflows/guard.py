@@ -2,9 +2,9 @@
 (for the DLQ, with the step and the reason) and its key's state is rolled back to what it
 was before that item, so the key's other signals are scored as if it never came.
 
-A step keeps each key's state packed (pickled) between batches; `apply_each` unpacks it
-once per batch, and only packs a good copy between items when more than one item of the
-key came in the same batch (rare), so the guard costs nothing on the usual path.
+Most steps keep each key's state packed (pickled) between batches (`apply_packed`): it is
+unpacked once per batch and packed once after, as before, so the guard costs nothing on
+the usual path; the score step keeps its leads live and packs one only before a batch.
 """
 
 from __future__ import annotations
@@ -62,6 +62,53 @@ def carried(item: object) -> Mapping[str, Any] | None:
 
 def apply_each(
     step: str,
+    values: Iterable[Any],
+    start: Callable[[], S],
+    restore: Callable[[], S],
+    apply: Callable[[S, I], tuple[S, list[Any]]],
+    described: Callable[[I], Mapping[str, Any] | None] = carried,
+    pass_on: Callable[[Progress], Any] = lambda progress: progress,
+) -> tuple[list[Any], bool, Any]:
+    """Apply a batch's items to a key's state, in order: what they produced (a `Failure` in
+    place of an item that raised), whether any item came, and the state after them.
+    `start` gives the state (asked once, at the first item); `restore` gives it again as it
+    was before the batch, after a failure: the batch's good items before the failed one are
+    then applied again (their output is already out). The rules are deterministic, so the
+    state is exactly what it was before the failed item, and the usual path pays nothing.
+    Progress markers pass on as `pass_on` says, in place.
+
+    >>> def add(total: int, n: int) -> tuple[int, list[int]]:
+    ...     return total + 10 // n, [total + 10 // n]
+    >>> about = lambda n: {"id": str(n)}
+    >>> out, _, total = apply_each("sum", [1, 0, 2], lambda: 0, lambda: 0, add, about)
+    >>> out[0], out[1].reason, out[2], total
+    (10, 'ZeroDivisionError: integer division or modulo by zero', 15, 15)
+    """
+    out: list[Any] = []
+    applied: list[I] = []
+    state: Any = None
+    touched = False
+    for value in values:
+        if isinstance(value, Progress):
+            out.append(pass_on(value))
+            continue
+        if not touched:
+            state, touched = start(), True
+        try:
+            state, produced = apply(state, value)
+        except Exception as error:
+            out.append(failure(step, error, described(value)))
+            state = restore()
+            for good in applied:
+                state, _ = apply(state, good)
+            continue
+        out += produced
+        applied.append(value)
+    return out, touched, state
+
+
+def apply_packed(
+    step: str,
     packed: bytes,
     values: Iterable[Any],
     unpack: Callable[[bytes], S],
@@ -69,41 +116,22 @@ def apply_each(
     described: Callable[[I], Mapping[str, Any] | None] = carried,
     pass_on: Callable[[Progress], Any] = lambda progress: progress,
 ) -> tuple[list[Any], bytes, Any]:
-    """Apply a batch's items to a key's packed state, in order: what they produced (a
-    `Failure` in place of an item that raised), the new packed state and the state itself
-    (None when no item came). Progress markers pass on as `pass_on` says, in place.
+    """`apply_each` for a key whose state stays packed between batches: what the items
+    produced, the new packed state, and the state (None when no item came).
 
     >>> import pickle
     >>> def add(total: int, n: int) -> tuple[int, list[int]]:
-    ...     return total + 10 // n, [total + 10 // n]
-    >>> about = lambda n: {"id": str(n)}
-    >>> out, packed, total = apply_each("sum", pack(0), [1, 0, 2], pickle.loads, add, about)
-    >>> out[0], out[1].reason, out[2], pickle.loads(packed), total
-    (10, 'ZeroDivisionError: integer division or modulo by zero', 15, 15, 15)
+    ...     return total + n, [total + n]
+    >>> out, packed, total = apply_packed("sum", pack(1), [2, 3], pickle.loads, add)
+    >>> out, pickle.loads(packed), total
+    ([3, 6], 6, 6)
     """
-    items = list(values)
-    data_left = sum(1 for value in items if not isinstance(value, Progress))
-    out: list[Any] = []
-    good = packed
-    state: Any = None
-    unpacked = False
-    for value in items:
-        if isinstance(value, Progress):
-            out.append(pass_on(value))
-            continue
-        data_left -= 1
-        if not unpacked:
-            state, unpacked = unpack(good), True
-        try:
-            state, produced = apply(state, value)
-        except Exception as error:
-            out.append(failure(step, error, described(value)))
-            state = unpack(good)
-            continue
-        out += produced
-        if data_left:
-            good = _packed(state)
-    if not unpacked:
+
+    def unpacked() -> S:
+        return unpack(packed)
+
+    out, touched, state = apply_each(step, values, unpacked, unpacked, apply, described, pass_on)
+    if not touched:
         return out, packed, None
     return out, _packed(state), state
 

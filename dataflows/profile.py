@@ -201,9 +201,11 @@ def _update_traits(profile: Profile, signal: Envelope) -> None:
             value = props.get(key)
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 _set_trait(profile, key, value, how)
+    traits, trust = profile.traits, profile.trust
     for key in ("email", "name", "account"):
         value = signal[key]  # type: ignore[literal-required]
-        if value:
+        # Most signals repeat what the profile holds, from a source as strong: nothing to do.
+        if value and (traits.get(key) != value or trust.get(key) != how):
             _set_trait(profile, key, value, how)
 
 

@@ -11,7 +11,7 @@ from bytewax.operators import StatefulBatchLogic
 from config.scoring import ScoringModel
 from dataflows.accounts import Account, account_update
 from dataflows.compact import FRESH
-from dataflows.guard import Failure, apply_each
+from dataflows.guard import Failure, apply_packed
 from dataflows.leads import LeadUpdate
 
 
@@ -25,7 +25,7 @@ class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any] | Failure, byt
         self._packed = resume if resume is not None else FRESH
 
     def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any] | Failure], bool]:
-        out, self._packed, _ = apply_each(
+        out, self._packed, _ = apply_packed(
             "rollup_account", self._packed, values, _unpack, self._apply, LeadUpdate.about
         )
         return out, StatefulBatchLogic.RETAIN

@@ -15,7 +15,7 @@ from dataflows import metrics
 from dataflows.clock import EventClock
 from dataflows.compact import FRESH, pack
 from dataflows.dedupe import SeenIds
-from dataflows.guard import Failure, apply_each
+from dataflows.guard import Failure, apply_packed
 from dataflows.identity import (
     Cookie,
     Outcome,
@@ -65,7 +65,7 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Fail
     def on_batch(
         self, values: list[Envelope | Progress]
     ) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
-        out, self._packed, visitor = apply_each(
+        out, self._packed, visitor = apply_packed(
             "identify", self._packed, values, unpack_identity, self._identify, _itself, _passed
         )
         if visitor is not None:

@@ -16,7 +16,7 @@ from config.scoring import ScoringModel
 from dataflows import metrics
 from dataflows.clock import EventClock
 from dataflows.compact import FRESH, pack
-from dataflows.guard import Failure, apply_each, failure
+from dataflows.guard import Failure, apply_each, apply_packed, failure
 from dataflows.leads import LeadUpdate, cool_if_due, dissolve, fold_in, record, update_lead
 from dataflows.merges import Dissolve, Erase, ForLead, Join, Rejoin, merge_order
 from dataflows.ordering import Progress, Sequenced, signal_order
@@ -46,7 +46,7 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Erase | Progress, Any,
         self, values: list[ForLead | Rejoin | Erase | Progress]
     ) -> tuple[Iterable[Any], bool]:
         before = self._packed
-        out, self._packed, _ = apply_each(
+        out, self._packed, _ = apply_packed(
             "record_contact", before, values, _unpack_own, self._apply
         )
         _count_key(metrics.CONTACT_RECORDS, before, self._packed)
@@ -81,6 +81,10 @@ def _rejoin(rejoin: Rejoin, own: Profile | None) -> list[Any]:
     return out
 
 
+def _pack_own(own: Profile | None) -> bytes:
+    return FRESH if own is None else pack(own)
+
+
 def _unpack_own(packed: bytes) -> Profile | None:
     own: Profile | None = None if packed == FRESH else pickle.loads(packed)
     return own
@@ -104,26 +108,39 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
     records of contact keys a trusted merge brings, and leave when merged into another. A
     sales-ready lead that decays out of it cools once the event clock has passed that moment
     by the configured lateness (so a late signal from before it can still count). Progress
-    markers pass straight through, behind the updates. The profile is kept packed between
-    batches (`dataflows/guard.py`: a signal whose rules raise is rolled back)."""
+    markers pass straight through, behind the updates. A signal whose rules raise is rolled
+    back (`dataflows/guard.py`) to the lead packed before its batch."""
 
-    __slots__ = ("_clock", "_cooling_due", "_model", "_packed")
+    __slots__ = ("_clock", "_model", "_profile", "_saved")
 
     def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
         self._model = model
         self._clock = clock
-        self._packed = FRESH if resume is None else resume
-        self._cooling_due = None if resume is None else self._due(_unpack_own(resume))
+        self._profile = None if resume is None else _unpack_own(resume)
+        # The lead packed as it is now, when known (a snapshot): what a batch that fails
+        # rolls back to, without packing it again.
+        self._saved: bytes | None = resume
 
     def on_batch(
         self, values: list[LeadInput | Progress]
     ) -> tuple[Iterable[LeadUpdate | Progress | Failure], bool]:
-        before = self._packed
-        out, self._packed, profile = apply_each("score", before, values, _unpack_own, self._apply)
-        if profile is not None or self._packed == FRESH:
-            self._cooling_due = self._due(profile)
-        _count_key(metrics.CONTACTS, before, self._packed)
-        retain = self._packed != FRESH
+        existed = self._profile is not None
+        before: bytes = FRESH
+
+        def start() -> Profile | None:
+            nonlocal before
+            before = self._saved if self._saved is not None else _pack_own(self._profile)
+            return self._profile
+
+        def restore() -> Profile | None:
+            return _unpack_own(before)
+
+        out, touched, profile = apply_each("score", values, start, restore, self._apply)
+        if touched:
+            self._profile, self._saved = profile, None
+            if existed != (profile is not None):
+                (metrics.CONTACTS.inc if profile is not None else metrics.CONTACTS.dec)()
+        retain = self._profile is not None
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
     def _apply(
@@ -152,7 +169,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
         # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
         # the expected moment, but at least every COOLING_CHECK to look at the event clock.
-        due = self._cooling_due
+        due = self._cooling_due()
         if due is None:
             return None
         return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + COOLING_CHECK)
@@ -164,26 +181,31 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
         return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
 
     def _cool_if_clock_passed(self) -> list[LeadUpdate | Progress | Failure]:
-        due = self._cooling_due
-        if due is None or self._clock.now() < due:
+        due = self._cooling_due()
+        if self._profile is None or due is None or self._clock.now() < due:
             return []
-        profile = _unpack_own(self._packed)
-        assert profile is not None
+        profile = self._profile
         assert profile.cooling_at is not None
         order = (due, due, "", profile.person)
+        saved = self._saved if self._saved is not None else pack(profile)
         try:
             cooled = cool_if_due(profile, profile.cooling_at, self._model, order)
         except Exception as error:
-            self._cooling_due = None  # the lead's next signal decides again
+            restored = _unpack_own(saved)
+            assert restored is not None
+            restored.cooling_at = None  # not tried again: the lead's next signal decides
+            self._profile, self._saved = restored, None
             return [failure("score", error, None)]
-        self._packed, self._cooling_due = pack(profile), self._due(profile)
+        self._saved = None
         return [cooled] if cooled else []
 
-    def _due(self, profile: Profile | None) -> int | None:
+    def _cooling_due(self) -> int | None:
         """When (event time) a pending cooling is reported: lateness after it happened."""
-        if profile is None or profile.cooling_at is None:
+        if self._profile is None or self._profile.cooling_at is None:
             return None
-        return profile.cooling_at + int(self._model.alerts.late_after_ms)
+        return self._profile.cooling_at + int(self._model.alerts.late_after_ms)
 
     def snapshot(self) -> bytes:
-        return self._packed
+        if self._saved is None:
+            self._saved = _pack_own(self._profile)
+        return self._saved
