@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.live_pages
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
