@@ -1,6 +1,7 @@
 """React: which alerts a lead's change raises, with deterministic ids. Pure: no I/O.
 
-- `sales_ready` when the lead enters a sales-ready cell (marked `late` if a late signal did it);
+- `sales_ready` when the lead enters a sales-ready cell (any alert a late signal raised is
+  marked `late`);
 - `cooling` when a sales-ready lead falls out (fit dropped, or engagement decayed: then at
   the event time it decayed, known in advance as `Profile.cooling_at`);
 - `key_action` for a configured signal, once per lead and session;
@@ -109,7 +110,9 @@ def readiness_change(
         )
     elif profile.sales_ready and not assessment.sales_ready:
         reason = f"left sales-ready for {assessment.grade} (fit {view['fit']})"
-        alerts.append(make_alert("cooling", crossing(profile), view, reason, signal=signal))
+        alerts.append(
+            make_alert("cooling", crossing(profile), view, reason, signal=signal, late=late)
+        )
     profile.sales_ready = assessment.sales_ready
     profile.cooling_at = None
     if assessment.sales_ready and model.alerts.cooling:

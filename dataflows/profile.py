@@ -26,6 +26,8 @@ from tracking.envelope import Envelope
 
 ACTIVITY_LENGTH: Final = 20
 TOP_CONTRIBUTIONS: Final = 5
+# Calls that say who someone is, not that they are on the site.
+NOT_PRESENCE: Final = frozenset({"identify", "alias", "group", "forget"})
 # Identify traits kept on the profile (fit reads them; reps see them).
 KEPT_TRAITS: Final = (
     *("title", "company", "company_size", "industry", "country", "phone", "owner"),
@@ -107,7 +109,7 @@ def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> 
     ts, gap = signal["ts"], model.alerts.live_visit.session_gap_ms
     late = is_late(signal, model)
     new_session = not late and ts - profile.last_seen > gap
-    is_web = signal["channel"] == "web"
+    is_web = is_presence(signal)
     new_web_session = not late and is_web and ts - profile.last_web > gap
     if new_session:
         profile.session_start = ts
@@ -115,6 +117,17 @@ def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> 
     if is_web:
         profile.last_web = max(profile.last_web, ts)
     return Touch(late, new_session, new_web_session)
+
+
+def is_presence(signal: Envelope) -> bool:
+    """A browser signal on the website (a page view, a click or form sent while a page is
+    open): the person is on the site. A server's call (a CRM sync) or an identify, alias
+    or group call never is."""
+    return (
+        signal["channel"] == "web"
+        and signal["trust"] != "server"
+        and signal["type"] not in NOT_PRESENCE
+    )
 
 
 def is_late(signal: Envelope, model: ScoringModel) -> bool:

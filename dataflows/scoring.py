@@ -113,15 +113,23 @@ def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
         return False
     if when.campaigns and not _any_glob(campaign_name(signal), when.campaigns):
         return False
-    if when.links and not _any_glob(props.get("link") or props.get("url"), when.links):
+    if when.links and not _any_glob(link_of(props), when.links):
         return False
     return not when.content_types or _any_glob(props.get("content_type"), when.content_types)
 
 
+def link_of(props: Mapping[str, Any]) -> Any:
+    """The link a click followed: Segment's `link_url` (its `Email Link Clicked` spec),
+    else `link`, else `url`."""
+    return props.get("link_url") or props.get("link") or props.get("url")
+
+
 def campaign_name(signal: Mapping[str, Any]) -> str | None:
-    """The campaign a signal belongs to: context.campaign.name, else props.campaign."""
+    """The campaign a signal belongs to: context.campaign.name, else Segment's email spec
+    `properties.campaign_name`, else props.campaign."""
     campaign = signal["context"].get("campaign") or {}
-    name = campaign.get("name") or signal["props"].get("campaign")
+    props = signal["props"]
+    name = campaign.get("name") or props.get("campaign_name") or props.get("campaign")
     return name if isinstance(name, str) and name else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -161,3 +162,26 @@ def test_rep_api_refuses_bad_requests_clearly(
     response = httpx.get(base + path, headers=headers, timeout=10)
     assert response.status_code == status
     assert reason in response.json()["error"]
+
+
+def test_a_crm_sync_of_an_owned_contact_never_says_they_are_on_the_site(
+    running_system: Settings, redis_client: redis.Redis
+):
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    now = datetime.now(tz=UTC)
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        for hours_ago in (2, 0):
+            sync = {
+                "userId": "crm-42",
+                "traits": {"owner": "sam", "title": "VP Sales", "company_size": 800},
+                "timestamp": (now - timedelta(hours=hours_ago)).isoformat(),
+                "messageId": f"crm-sync-{hours_ago}",
+            }
+            assert collector.post("/v1/identify", json=sync, auth=SERVER).status_code == 200
+    wait_until(
+        lambda: len((_profile(redis_client, keys, "crm-42") or {}).get("activity", [])) == 2,
+        what="both syncs",
+    )
+    time.sleep(1.0)
+    assert [a["kind"] for a in _stream(redis_client, keys, "sam")] == []

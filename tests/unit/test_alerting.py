@@ -293,3 +293,26 @@ def test_a_burst_of_clicks_is_a_scanner():
     assert [v["engagement"] for v in views][:2] == [5, 10]
     assert views[-1]["engagement"] == 10, "the third and fourth click in 10 s are not counted"
     assert views[-1]["machine_signals"] == {"click_burst": 2}
+
+
+def test_a_crm_sync_is_never_a_visit():
+    """Server identifies two hours apart for an owned contact, a browser identify and a
+    server-side page call: nobody is on the site, so no `live_visit`."""
+    lead = Lead(owner="sam", **VP)
+    lead.send(envelope(type="identify", trust="server", ts=at(0), received_at=at(0)))
+    lead.send(envelope(type="identify", trust="server", ts=at(120), received_at=at(120)))
+    lead.send(envelope(type="identify", ts=at(240), received_at=at(240)))
+    lead.send(page_view("/pricing", trust="server", ts=at(360), received_at=at(360)))
+    assert "live_visit" not in lead.kinds()
+    lead.send(page_view("/blog", ts=at(480), received_at=at(480)))
+    assert lead.kinds()[-1] == "live_visit", "a browser page view is"
+
+
+def test_a_cooling_a_late_signal_caused_is_marked_late():
+    lead = Lead(**VP)
+    for minute in range(3):
+        lead.send(pricing(minute))
+    late = envelope(type="identify", ts=at(5), received_at=at(5 + 120), props={"title": "Student"})
+    lead.send(late)
+    assert lead.kinds()[-1] == "cooling"
+    assert lead.alerts[-1]["late"] is True

@@ -11,12 +11,14 @@ from config.scoring import DAY_MS, Conditions, load_scoring_model
 from config.settings import CONFIG_DIR
 from dataflows.scoring import (
     Engagement,
+    campaign_name,
     capped_points,
     decay,
     fit_score,
     grade,
     is_sales_ready,
     leaves_sales_ready_at,
+    link_of,
     matches,
     matching_rules,
 )
@@ -210,3 +212,13 @@ def test_the_cooling_minute_is_the_first_whole_minute_out_of_sales_ready(points,
     assert leaves > start
     assert not ready(leaves)
     assert leaves - 60_000 <= start or ready(leaves - 60_000)
+
+
+def test_segment_email_spec_fields_name_the_link_and_the_campaign():
+    spec = {"link_url": "https://www.dbl.example/pricing", "campaign_name": "Spring"}
+    signal = {"props": spec, "context": {}}
+    assert link_of(spec) == "https://www.dbl.example/pricing"
+    assert link_of({"link": "https://a.example/x"}) == "https://a.example/x"
+    assert campaign_name(signal) == "Spring"
+    click = envelope(type="email_click", channel="email", props=spec)
+    assert "email_pricing_click" in [rule.id for rule in matching_rules(click, MODEL)]
