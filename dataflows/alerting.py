@@ -72,7 +72,8 @@ def react(
         return alerts
     alerts += _key_actions(profile, signal, view, model)
     if was_known and touch.new_web_session and _follows_live(profile, assessment, model):
-        reason = f"is on {_page(signal)} now, {assessment.grade} ({_why(assessment)})"
+        why = _why(assessment)
+        reason = f"is on {_page(signal)} now, {assessment.grade}" + (f" ({why})" if why else "")
         alerts.append(make_alert("live_visit", signal["ts"], view, reason, signal=signal))
     return alerts
 
@@ -104,7 +105,8 @@ def readiness_change(
     alerts: list[dict[str, Any]] = []
     if assessment.sales_ready and not profile.sales_ready:
         profile.crossings += 1
-        reason = f"entered {assessment.grade}: {_why(assessment)}"
+        why = _why(assessment)
+        reason = f"entered {assessment.grade}" + (f": {why}" if why else "")
         alerts.append(
             make_alert("sales_ready", crossing(profile), view, reason, signal=signal, late=late)
         )

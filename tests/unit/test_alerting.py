@@ -9,9 +9,11 @@ from config.routing import load_routing
 from config.scoring import DAY_MS, MINUTE_MS, load_scoring_model
 from config.settings import CONFIG_DIR
 from dataflows.accounts import Account, roll_up
+from dataflows.alerting import readiness_change
 from dataflows.identity import ToContact
 from dataflows.leads import cool_if_due, record, update_lead
-from dataflows.profile import Profile
+from dataflows.profile import Assessment, Profile
+from dataflows.scoring import Fit
 from tests.conftest import T0, envelope, page_view
 from tracking.envelope import Envelope
 
@@ -316,3 +318,12 @@ def test_a_cooling_a_late_signal_caused_is_marked_late():
     lead.send(late)
     assert lead.kinds()[-1] == "cooling"
     assert lead.alerts[-1]["late"] is True
+
+
+def test_a_reason_without_contributions_ends_cleanly():
+    profile = Profile("dana@acme.com")
+    assessment = Assessment(at(0), Fit(85.0, ()), 0.0, "A1", True, ())
+    view = {"person": "dana@acme.com", "account": None, "owner": None, "grade": "A1"}
+    view |= {"fit": 85.0, "engagement": 0.0, "as_of": at(0)}
+    (alert,) = readiness_change(profile, assessment, view, MODEL, pricing(0), late=False)
+    assert alert["reason"] == "entered A1"
