@@ -14,12 +14,14 @@ from dataflows.compact import Compact
 from dataflows.scoring import (
     Engagement,
     Fit,
+    Given,
     campaign_name,
     capped_points,
     fit_score,
     grade,
     is_sales_ready,
     matching_rules,
+    merge_given,
 )
 from dataflows.trust import how_recognized, may_set, rank, stronger
 from tracking.envelope import Envelope
@@ -45,8 +47,8 @@ class Profile(Compact):
     # Recent meaningful actions, oldest first: (event time ms, what happened).
     activity: list[tuple[int, str]] = field(default_factory=list)
     last_seen: int = 0
-    # Points each capped rule gave today: rule id -> (UTC day number, points).
-    given_today: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Points each capped rule gave on each recent UTC day (`scoring.capped_points`).
+    given_today: Given = field(default_factory=dict)
     # Sessions (event time): the current one's start, and the last web signal.
     session_start: int = 0
     last_web: int = 0
@@ -139,12 +141,7 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     """Fold a history into a contact's profile: a cookie's anonymous one (once per link), or
     another contact key's own record (once per trusted merge)."""
     profile.engagement.merge(history.engagement, model.half_lives)
-    for rule_id, (day, points) in history.given_today.items():
-        today, so_far = profile.given_today.get(rule_id, (day, 0.0))
-        if today == day:
-            profile.given_today[rule_id] = (day, so_far + points)
-        elif today < day:
-            profile.given_today[rule_id] = (day, points)
+    merge_given(profile.given_today, history.given_today)
     _absorb_traits(profile, history)
     merged = sorted(profile.activity + history.activity)
     profile.activity = merged[-ACTIVITY_LENGTH:]

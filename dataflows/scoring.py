@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import translate
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from config.scoring import (
     DAY_MS,
@@ -27,6 +27,11 @@ from config.scoring import (
 from dataflows.compact import Compact
 
 _LEADING_DIGITS: Final = re.compile(r"[0-9]+")
+# Days per capped rule and person whose points are remembered: a late signal dated within
+# them still meets its day's cap; one dated before counts up to the cap on its own.
+CAP_DAYS_KEPT: Final = 8
+# Rule id -> UTC day number -> points the rule gave that day.
+Given = dict[str, dict[int, float]]
 # Contributions that decayed below this are dropped, keeping per-person state small.
 NEGLIGIBLE_POINTS = 0.01
 
@@ -151,18 +156,49 @@ def _glob_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | 
     return re.compile("|".join(f"(?:{translate(p.lower())})" for p in patterns)).match
 
 
-def capped_points(rule: EngagementRule, ts: int, given: dict[str, tuple[int, float]]) -> float:
-    """The points a signal may still add today under the rule's daily cap; records them."""
+def capped_points(rule: EngagementRule, ts: int, given: Given) -> float:
+    """The points a signal may still add on its own UTC day under the rule's daily cap
+    (whatever order signals arrive in); records them."""
     if rule.daily_cap is None:
         return rule.points
     day = ts // DAY_MS
-    today, so_far = given.get(rule.id, (day, 0.0))
-    if today != day:
-        so_far = 0.0
+    days = given_days(given, rule.id)
+    so_far = days.get(day, 0.0)
     room = max(0.0, rule.daily_cap - abs(so_far))
     points = max(-room, min(room, rule.points))
-    given[rule.id] = (day, so_far + points)
+    days[day] = so_far + points
+    _keep_recent(days)
     return points
+
+
+def given_days(given: Given, rule_id: str) -> dict[int, float]:
+    """What a capped rule gave, per UTC day (state packed before this release kept only
+    the last day, as a (day, points) pair).
+
+    >>> given_days({"page_view": (20454, 3.0)}, "page_view")
+    {20454: 3.0}
+    """
+    days: Any = given.get(rule_id)
+    if isinstance(days, tuple):
+        days = {days[0]: days[1]}
+    elif days is None:
+        days = {}
+    given[rule_id] = days
+    return cast(dict[int, float], days)
+
+
+def merge_given(into: Given, other: Given) -> None:
+    """Fold another history's per-day points into `into` (each day's points add up)."""
+    for rule_id in list(other):
+        days = given_days(into, rule_id)
+        for day, points in given_days(other, rule_id).items():
+            days[day] = days.get(day, 0.0) + points
+        _keep_recent(days)
+
+
+def _keep_recent(days: dict[int, float]) -> None:
+    while len(days) > CAP_DAYS_KEPT:
+        del days[min(days)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,11 @@ from hypothesis import strategies as st
 
 from config.scoring import DAY_MS, Conditions, load_scoring_model
 from config.settings import CONFIG_DIR
+from dataflows.profile import Profile, apply_signal
 from dataflows.scoring import (
+    CAP_DAYS_KEPT,
     Engagement,
+    Given,
     campaign_name,
     capped_points,
     decay,
@@ -21,6 +24,7 @@ from dataflows.scoring import (
     link_of,
     matches,
     matching_rules,
+    merge_given,
 )
 from tests.conftest import T0, envelope, page_view
 
@@ -158,7 +162,7 @@ def test_campaign_and_channel_conditions():
 
 def test_daily_cap_limits_a_reload_loop_and_resets_the_next_day():
     rule = next(r for r in MODEL.engagement if r.id == "pricing_page")
-    given: dict[str, tuple[int, float]] = {}
+    given: Given = {}
     today = [capped_points(rule, T0 + n, given) for n in range(5)]
     assert today == [10, 10, 10, 0, 0]
     assert capped_points(rule, T0 + DAY_MS, given) == 10
@@ -222,3 +226,47 @@ def test_segment_email_spec_fields_name_the_link_and_the_campaign():
     assert campaign_name(signal) == "Spring"
     click = envelope(type="email_click", channel="email", props=spec)
     assert "email_pricing_click" in [rule.id for rule in matching_rules(click, MODEL)]
+
+
+def test_a_late_signal_meets_the_cap_of_its_own_day_whatever_came_between():
+    """10 page views on day -3, one on day -1, then a late view dated day -3: day -3 gave
+    its 10 already."""
+    rule = next(r for r in MODEL.engagement if r.id == "page_view")
+    given: Given = {}
+    day = DAY_MS
+    assert sum(capped_points(rule, T0 - 3 * day + n, given) for n in range(10)) == 10
+    assert capped_points(rule, T0 - day, given) == 1
+    assert capped_points(rule, T0 - 3 * day + 99, given) == 0
+
+
+def test_a_late_signal_of_another_day_does_not_reset_todays_cap():
+    """10 views on day -2, a late one dated day -3, 10 more on day -2: 11 points, not 21."""
+    lead = Profile("dana@acme.com")
+    day = DAY_MS
+    views = [page_view("/x", ts=T0 - 2 * day + n, received_at=T0) for n in range(10)]
+    views.append(page_view("/x", ts=T0 - 3 * day, received_at=T0))
+    views += [page_view("/x", ts=T0 - 2 * day + 100 + n, received_at=T0) for n in range(10)]
+    for view in views:
+        apply_signal(lead, view, MODEL)
+    given = lead.given_today["page_view"]
+    assert given == {(T0 - 2 * day) // day: 10.0, (T0 - 3 * day) // day: 1.0}
+    assert lead.engagement.total(T0, MODEL.half_lives) < 11
+
+
+def test_merged_histories_share_each_days_cap_and_old_state_still_reads():
+    rule = next(r for r in MODEL.engagement if r.id == "page_view")
+    today = T0 // DAY_MS
+    cookie: Given = {"page_view": {today: 6.0, today - 1: 2.0}}
+    contact: Given = {"page_view": (today, 3.0)}  # type: ignore[dict-item]  # 0.1.0's shape
+    merge_given(contact, cookie)
+    assert contact == {"page_view": {today: 9.0, today - 1: 2.0}}
+    assert capped_points(rule, T0 + 1, contact) == 1
+    assert capped_points(rule, T0 + 2, contact) == 0
+
+
+def test_a_persons_cap_memory_stays_bounded():
+    rule = next(r for r in MODEL.engagement if r.id == "page_view")
+    given: Given = {}
+    for n in range(30):
+        capped_points(rule, T0 + n * DAY_MS, given)
+    assert len(given["page_view"]) == CAP_DAYS_KEPT
