@@ -185,3 +185,28 @@ def test_a_crm_sync_of_an_owned_contact_never_says_they_are_on_the_site(
     )
     time.sleep(1.0)
     assert [a["kind"] for a in _stream(redis_client, keys, "sam")] == []
+
+
+def test_a_late_signal_neither_resets_nor_overfills_a_days_cap(
+    running_system: Settings, redis_client: redis.Redis
+):
+    """10 page views two days ago, a late one dated three days ago, 10 more two days ago
+    (an import replaying them): page views give 10 + 1 points, not 21."""
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    now = datetime.now(tz=UTC).replace(hour=12)
+    two, three = now - timedelta(days=2), now - timedelta(days=3)
+    stamps = [two + timedelta(minutes=n) for n in range(10)] + [three]
+    stamps += [two + timedelta(minutes=20 + n) for n in range(10)]
+    batch = [
+        {"type": "page", "userId": "cap-1", "timestamp": t.isoformat(), "name": "/docs"}
+        for t in stamps
+    ]
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        assert collector.post("/v1/batch", json={"batch": batch}, auth=SERVER).status_code == 200
+    lead = wait_until(
+        lambda: (p := _profile(redis_client, keys, "cap-1")) and len(p["activity"]) == 20 and p,
+        what="the 21 page views",
+    )
+    assert isinstance(lead, dict)
+    assert 10 < lead["engagement"] < 11
