@@ -67,6 +67,11 @@ def pack(state: object) -> bytes:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def pack_or_fresh(state: object | None) -> bytes:
+    """`pack`, except that a key with no state left (None) packs as `FRESH`."""
+    return FRESH if state is None else pack(state)
+
+
 def _default(cls: type, name: str) -> Any:
     found = next(f for f in fields(cls) if f.name == name)
     if found.default_factory is not MISSING:

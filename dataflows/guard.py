@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from dataflows import metrics
-from dataflows.compact import FRESH, pack
+from dataflows.compact import pack_or_fresh
+from dataflows.leads import LeadUpdate
 from dataflows.ordering import Progress
 
 log = logging.getLogger("dbl.dataflow")
@@ -55,7 +56,13 @@ def failure(step: str, error: Exception, item: Mapping[str, Any] | None) -> Fail
 
 
 def carried(item: object) -> Mapping[str, Any] | None:
-    """The signal an item between steps carries (its `signal`), if it carries one."""
+    """What a DLQ record says of an item between steps: a signal is itself; a lead update
+    names the signal that caused it and the lead; anything else gives the signal it
+    carries (its `signal`), if any."""
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, LeadUpdate):
+        return item.about()
     signal = getattr(item, "signal", None)
     return signal if isinstance(signal, dict) else None
 
@@ -122,7 +129,7 @@ def apply_packed(
     >>> import pickle
     >>> def add(total: int, n: int) -> tuple[int, list[int]]:
     ...     return total + n, [total + n]
-    >>> out, packed, total = apply_packed("sum", pack(1), [2, 3], pickle.loads, add)
+    >>> out, packed, total = apply_packed("sum", pickle.dumps(1), [2, 3], pickle.loads, add)
     >>> out, pickle.loads(packed), total
     ([3, 6], 6, 6)
     """
@@ -133,9 +140,4 @@ def apply_packed(
     out, touched, state = apply_each(step, values, unpacked, unpacked, apply, described, pass_on)
     if not touched:
         return out, packed, None
-    return out, _packed(state), state
-
-
-def _packed(state: object) -> bytes:
-    """A key with no state left (None) packs as `FRESH`."""
-    return FRESH if state is None else pack(state)
+    return out, pack_or_fresh(state), state

@@ -220,10 +220,16 @@ def _update_traits(profile: Profile, signal: Envelope) -> None:
 
 
 def _set_trait(profile: Profile, key: str, value: Any, how: str) -> None:
-    if not may_set(key, how, profile.trust.get(key)):
-        return
+    if may_set(key, how, profile.trust.get(key)):
+        _put_trait(profile, key, value, how)
+
+
+def _put_trait(profile: Profile, key: str, value: Any, how: str | None) -> None:
+    """Keep a trait and the proof that set it (none for state kept before traits had one);
+    the email's domain follows the email."""
     profile.traits[key] = value
-    profile.trust[key] = how
+    if how is not None:
+        profile.trust[key] = how
     if key == "email":
         profile.traits["email_domain"] = str(value).rpartition("@")[2]
 
@@ -233,23 +239,15 @@ def _absorb_traits(profile: Profile, history: Profile) -> None:
     them; `recognized_by` keeps the stronger proof."""
     traits = profile.traits
     for key, value in history.traits.items():
+        how = history.trust.get(key)
         if key == "recognized_by":
             traits[key] = stronger(traits.get(key), value)
         elif key == "email_domain":
             continue  # follows the email
         elif key not in traits:
-            traits[key] = value
-            if key in history.trust:
-                profile.trust[key] = history.trust[key]
-                if key == "email":
-                    traits["email_domain"] = str(value).rpartition("@")[2]
-        elif key in history.trust:
-            _set_stronger(profile, key, value, history.trust[key])
-
-
-def _set_stronger(profile: Profile, key: str, value: Any, how: str) -> None:
-    if rank(how) > rank(profile.trust.get(key)) and may_set(key, how, None):
-        _set_trait(profile, key, value, how)
+            _put_trait(profile, key, value, how)
+        elif how is not None and rank(how) > rank(profile.trust.get(key)):
+            _set_trait(profile, key, value, how)
 
 
 def recognize(profile: Profile, how: str) -> None:

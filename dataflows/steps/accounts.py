@@ -26,7 +26,7 @@ class RollupAccount(StatefulBatchLogic[LeadUpdate, dict[str, Any] | Failure, byt
 
     def on_batch(self, values: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any] | Failure], bool]:
         out, self._packed, _ = apply_packed(
-            "rollup_account", self._packed, values, _unpack, self._apply, LeadUpdate.about
+            "rollup_account", self._packed, values, _unpack, self._apply
         )
         return out, StatefulBatchLogic.RETAIN
 

@@ -66,7 +66,7 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Fail
         self, values: list[Envelope | Progress]
     ) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
         out, self._packed, visitor = apply_packed(
-            "identify", self._packed, values, unpack_identity, self._identify, _itself, _passed
+            "identify", self._packed, values, unpack_identity, self._identify, pass_on=_passed
         )
         if visitor is not None:
             self._idle_after = idle_after(visitor[1], self._rules.anonymous_ttl_ms)
@@ -131,10 +131,6 @@ def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
         return SeenIds(), Cookie()
     state: tuple[SeenIds, Cookie] = pickle.loads(packed)
     return state
-
-
-def _itself(signal: Envelope) -> Envelope:
-    return signal
 
 
 def _passed(progress: Progress) -> Progress:

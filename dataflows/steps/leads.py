@@ -15,7 +15,7 @@ from prometheus_client import Gauge
 from config.scoring import ScoringModel
 from dataflows import metrics
 from dataflows.clock import EventClock
-from dataflows.compact import FRESH, pack
+from dataflows.compact import FRESH, pack, pack_or_fresh
 from dataflows.guard import Failure, apply_each, apply_packed, failure
 from dataflows.leads import LeadUpdate, cool_if_due, dissolve, fold_in, record, update_lead
 from dataflows.merges import Dissolve, Erase, ForLead, Join, Rejoin, merge_order
@@ -49,7 +49,7 @@ class ContactRecord(StatefulBatchLogic[ForLead | Rejoin | Erase | Progress, Any,
         out, self._packed, _ = apply_packed(
             "record_contact", before, values, _unpack_own, self._apply
         )
-        _count_key(metrics.CONTACT_RECORDS, before, self._packed)
+        _count_key(metrics.CONTACT_RECORDS, before != FRESH, self._packed != FRESH)
         retain = self._packed != FRESH
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
@@ -81,20 +81,16 @@ def _rejoin(rejoin: Rejoin, own: Profile | None) -> list[Any]:
     return out
 
 
-def _pack_own(own: Profile | None) -> bytes:
-    return FRESH if own is None else pack(own)
-
-
 def _unpack_own(packed: bytes) -> Profile | None:
     own: Profile | None = None if packed == FRESH else pickle.loads(packed)
     return own
 
 
-def _count_key(gauge: Gauge, before: bytes, after: bytes) -> None:
+def _count_key(gauge: Gauge, had: bool, has: bool) -> None:
     """Keys held by a step: one more when a key's state began, one less when it ended."""
-    if before == FRESH and after != FRESH:
+    if has and not had:
         gauge.inc()
-    elif before != FRESH and after == FRESH:
+    elif had and not has:
         gauge.dec()
 
 
@@ -129,7 +125,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
 
         def start() -> Profile | None:
             nonlocal before
-            before = self._saved if self._saved is not None else _pack_own(self._profile)
+            before = self._saved if self._saved is not None else pack_or_fresh(self._profile)
             return self._profile
 
         def restore() -> Profile | None:
@@ -138,8 +134,7 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
         out, touched, profile = apply_each("score", values, start, restore, self._apply)
         if touched:
             self._profile, self._saved = profile, None
-            if existed != (profile is not None):
-                (metrics.CONTACTS.inc if profile is not None else metrics.CONTACTS.dec)()
+            _count_key(metrics.CONTACTS, existed, profile is not None)
         retain = self._profile is not None
         return out, StatefulBatchLogic.RETAIN if retain else StatefulBatchLogic.DISCARD
 
@@ -207,5 +202,5 @@ class ScoreLead(StatefulBatchLogic[LeadInput | Progress, LeadUpdate | Progress |
 
     def snapshot(self) -> bytes:
         if self._saved is None:
-            self._saved = _pack_own(self._profile)
+            self._saved = pack_or_fresh(self._profile)
         return self._saved

@@ -17,7 +17,7 @@ from dataflows.compact import pack
 from dataflows.dedupe import fingerprint
 from dataflows.guard import carried, failure
 from dataflows.identity import ToContact, anonymous_person
-from dataflows.leads import LeadUpdate, profile_view
+from dataflows.leads import profile_view
 from dataflows.merges import ContactGraph, Erase, Forget, ForLead, Merge, Rejoin
 from dataflows.ordering import (
     END_OF_INPUT,
@@ -85,9 +85,7 @@ class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):
             try:
                 out += self._follow_one(item)
             except Exception as error:
-                value = item[1]
-                about = value.about() if isinstance(value, LeadUpdate) else carried(value)
-                out.append((item[0], failure(f"order_{self._name}", error, about)))
+                out.append((item[0], failure(f"order_{self._name}", error, carried(item[1]))))
         return out
 
     def _follow_one(self, item: tuple[str, Any]) -> list[Any]:
