@@ -31,6 +31,8 @@ READ_COUNT: Final = 500
 PAGE_BACKLOG: Final = 1000
 RETRY_S: Final = 1.0
 ENTRY_ID: Final = re.compile(rb"\d{1,20}-\d{1,20}")
+# Each part of a stream entry id is a 64-bit number; past the last id nothing comes.
+LAST_ID: Final = (2**64 - 1, 2**64 - 1)
 
 
 def entry_key(entry_id: bytes) -> tuple[int, int]:
@@ -48,8 +50,14 @@ def valid_entry_id(value: str) -> bool:
 
     >>> valid_entry_id("1700000000000-0"), valid_entry_id("garbage"), valid_entry_id("1²-0")
     (True, False, False)
+    >>> valid_entry_id("99999999999999999999-0")  # more than 64 bits: Redis refuses it
+    False
     """
-    return ENTRY_ID.fullmatch(value.encode("utf-8", "replace")) is not None
+    raw = value.encode("utf-8", "replace")
+    if ENTRY_ID.fullmatch(raw) is None:
+        return False
+    ms, seq = entry_key(raw)
+    return ms <= LAST_ID[0] and seq <= LAST_ID[1] and (ms, seq) != LAST_ID
 
 
 class Subscription:

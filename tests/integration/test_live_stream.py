@@ -94,6 +94,8 @@ def test_more_live_pages_than_redis_connections_each_get_every_alert_within_two_
         ("/v1/alerts?rep=sam&limit=99999999999999999999999", SAM, 400),
         ("/v1/reps/sam/events", {**SAM, "last-event-id": "garbage"}, 400),
         ("/v1/reps/sam/events?last_id=1-2-3", SAM, 400),
+        ("/v1/reps/sam/events", {**SAM, "last-event-id": "99999999999999999999-0"}, 400),
+        ("/v1/reps/sam/events?last_id=18446744073709551615-18446744073709551615", SAM, 400),
         ("/v1/profiles/x?token=\u00e9", {}, 401),
     ],
 )
