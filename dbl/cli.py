@@ -133,9 +133,9 @@ def _site(settings: Settings, name: str) -> Site:
     return site
 
 
-# The dataflow snapshots every 2 s and keeps no older snapshots (the broker it replays
-# from lives as long as this run); the directory goes last.
-RECOVERY_ARGS: Final = ("-s", "2", "-b", "0", "-r")
+# The dataflow snapshots this often and keeps no older snapshots (the broker it replays
+# from lives as long as this run).
+SNAPSHOT_EVERY_S: Final = 2
 
 
 def run_system(settings: Settings, *, with_demo: bool) -> int:
@@ -157,7 +157,8 @@ def run_system(settings: Settings, *, with_demo: bool) -> int:
         supervisor = Supervisor({**os.environ, **settings.as_environment()}, vital)
         try:
             collector = supervisor.start("collector", "tracking")
-            supervisor.start("dataflow", "dataflows", *RECOVERY_ARGS, str(recovery))
+            recovery_args = ("-s", str(SNAPSHOT_EVERY_S), "-b", "0", "-r", str(recovery))
+            supervisor.start("dataflow", "dataflows", *recovery_args)
             supervisor.start("rep service", "alerts")
             wait_for_port(settings.collector_port, collector.process, timeout=20)
             _banner(settings, with_demo, recovery, vital)
@@ -191,7 +192,7 @@ def _banner(
         lines.append(f"  live page      {reps}/reps/{rep.id}{token}   ({rep.name})")
     lines.append(
         f"  durability     a service that dies restarts; the dataflow resumes from its "
-        f"snapshots (every {RECOVERY_ARGS[1]} s) in {recovery}, kept until dbl run stops"
+        f"snapshots (every {SNAPSHOT_EVERY_S} s) in {recovery}, kept until dbl run stops"
     )
     for what in embedded:
         lines.append(f"                 {what} lives in memory only: lost when dbl run stops")

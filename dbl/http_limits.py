@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from dbl import codec
+
 MAX_HEADER_BYTES: Final = 16 * 1024
 
 
@@ -57,7 +59,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     def _count(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > MAX_HEADER_BYTES:
-            self._refuse(b"431 Request Header Fields Too Large", b"request headers too large")
+            self._refuse(b"431 Request Header Fields Too Large", "request headers too large")
             raise _Refused
 
     def _arm(self) -> None:
@@ -73,10 +75,10 @@ class GuardedHttpTools(HttpToolsProtocol):
     def _too_slow(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():
-            self._refuse(b"408 Request Timeout", b"the request did not arrive in time")
+            self._refuse(b"408 Request Timeout", "the request did not arrive in time")
 
-    def _refuse(self, status: bytes, reason: bytes) -> None:
-        body = b'{"error":"' + reason + b'"}'
+    def _refuse(self, status: bytes, reason: str) -> None:
+        body = codec.dumps({"error": reason})
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body

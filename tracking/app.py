@@ -111,7 +111,7 @@ class Collector:
         started = time.perf_counter()
         path = scope["path"]
         try:
-            self._limit(scope)
+            self._limit(scope, self._limiter, "requests")
             await self._route(scope, receive, send, path)
         except HTTPError as error:
             metrics.REJECTIONS.labels(_reason_label(error.status)).inc()
@@ -129,15 +129,10 @@ class Collector:
         if self._producer is not None:
             self._producer.close()
 
-    def _limit(self, scope: Scope) -> None:
+    def _limit(self, scope: Scope, limiter: RateLimiter, what: str, count: int = 1) -> None:
         client = scope.get("client")
-        if client and not self._limiter.allow(client[0], time.monotonic()):
-            raise HTTPError(429, "too many requests from this address", [(b"retry-after", b"1")])
-
-    def _limit_events(self, scope: Scope, count: int) -> None:
-        client = scope.get("client")
-        if client and not self._event_limiter.allow(client[0], time.monotonic(), count):
-            raise HTTPError(429, "too many events from this address", [(b"retry-after", b"1")])
+        if client and not limiter.allow(client[0], time.monotonic(), count):
+            raise HTTPError(429, f"too many {what} from this address", [(b"retry-after", b"1")])
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         method = scope["method"]
@@ -175,7 +170,7 @@ class Collector:
             messages, call_type = _batch_items(body), None
         else:
             messages, call_type = [body], SINGLE_CALLS[path]
-        self._limit_events(scope, len(messages))
+        self._limit(scope, self._event_limiter, "events", len(messages))
         received_at = int(time.time() * 1000)
         sender = Sender(_user_agent(scope), _client_ip(scope))
         accepted: list[Envelope] = []
@@ -191,8 +186,7 @@ class Collector:
         await self._store(accepted, messages, rejected)
         answer: dict[str, Any] = {"success": True}
         if rejected:
-            answer["rejected"] = rejected[:LISTED_REJECTIONS]
-            answer["rejected_count"] = len(rejected)
+            answer |= _refusals(rejected)
         await respond_json(send, 200, answer, self._cors(scope))
 
     def _envelope(
@@ -283,8 +277,7 @@ class Collector:
             raise HTTPError(400, exc.reason) from None
         messages = body if isinstance(body, list) else []
         await self._store(accepted, messages, rejected)
-        answer = {"success": True, "rejected": rejected[:LISTED_REJECTIONS]}
-        await respond_json(send, 200, {**answer, "rejected_count": len(rejected)})
+        await respond_json(send, 200, {"success": True, **_refusals(rejected)})
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -401,6 +394,11 @@ def _dead_letter(reason: str, bad: Any) -> bytes:
         excerpt = _EXCERPT.repr(bad)
         value = codec.dumps({**record, "value": None, "value_excerpt": excerpt})
     return value
+
+
+def _refusals(rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an answer says of a batch's refused events: the first few, and how many."""
+    return {"rejected": rejected[:LISTED_REJECTIONS], "rejected_count": len(rejected)}
 
 
 def _dead_letters_counted(rejected: list[dict[str, Any]]) -> bytes:

@@ -163,7 +163,7 @@ def from_segment(
         # (another email, a user id the link cannot vouch for) is only a claim.
         signed_email = None
     email = normalize_email(signed_email) or claimed
-    _check_not_anonymous(user_id, email)
+    _check_not_anonymous(("userId", user_id), ("email", email))
     if anon_id is None and user_id is None and email is None:
         if segment_type == FORGET:
             raise InvalidEvent("a forget names the contact: a userId or an email trait")
@@ -220,9 +220,9 @@ def _merged_contact(message: dict[str, Any], site: Site) -> dict[str, Any]:
     return {"previous_id": normalize_email(previous) or previous}
 
 
-def _check_not_anonymous(user_id: str | None, email: str | None) -> None:
+def _check_not_anonymous(*named: tuple[str, str | None]) -> None:
     """`anon:<cookie>` is the read-model key of that cookie's visitor: no contact may take it."""
-    for name, value in (("userId", user_id), ("email", email)):
+    for name, value in named:
         if value is not None and value.startswith(ANONYMOUS_PREFIX):
             raise InvalidEvent(f"{name} may not start with {ANONYMOUS_PREFIX!r} (visitor keys)")
 
@@ -421,9 +421,7 @@ def decode(raw: bytes | None) -> Envelope:
     for key in ("anon_id", "user_id", "email", "account"):
         if data[key] is not None and data[key].startswith(RESERVED_PREFIX):
             raise InvalidEvent(f"{key} starts with a reserved character")
-    for key in ("user_id", "email"):
-        if data[key] is not None and data[key].startswith(ANONYMOUS_PREFIX):
-            raise InvalidEvent(f"{key} may not start with {ANONYMOUS_PREFIX!r}")
+    _check_not_anonymous(("user_id", data["user_id"]), ("email", data["email"]))
     for key in ("ts", "received_at"):
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool):

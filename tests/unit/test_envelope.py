@@ -5,6 +5,7 @@ import pytest
 from config.sites import Site
 from dataflows.merges import forgotten_contact, trusted_merge
 from dbl import codec
+from tests.conftest import envelope
 from tracking import user_hash
 from tracking.envelope import (
     MAX_PAST_MS,
@@ -250,3 +251,10 @@ def test_a_forget_from_a_server_names_a_contact_and_keeps_nothing_else():
 def test_a_forget_needs_a_server_key_and_a_contact(message, site, reason):
     with pytest.raises(InvalidEvent, match=reason):
         build(message, site=site)
+
+
+def test_an_envelope_from_the_broker_may_not_take_an_anonymous_visitors_key():
+    for key in ("user_id", "email"):
+        forged = codec.dumps({**envelope(), key: "anon:victim-cookie"})
+        with pytest.raises(InvalidEvent, match=f"{key} may not start with 'anon:'"):
+            decode(forged)
