@@ -3,7 +3,7 @@
 import logging
 
 from config.secrets import checked_settings
-from dbl.asgi import serve
+from runtime.asgi import serve
 
 if __name__ == "__main__":
     settings = checked_settings()

@@ -29,12 +29,11 @@ import redis.asyncio as aioredis
 from alerts.dispatcher import AlertConsumer, Dispatcher
 from alerts.live import LiveFeeds, Subscription, entry_key, valid_entry_id
 from alerts.outbox import WebhookSender
-from alerts.routing import route
-from config.routing import Routing, load_routing
+from config.routing import Routing, load_routing, route
 from config.settings import Settings
-from dataflows.sinks import decode_profile
-from dbl import codec
-from dbl.asgi import (
+from contracts import codec
+from contracts.read_model import RedisKeys, decode_profile
+from runtime.asgi import (
     HTTPError,
     Receive,
     Scope,
@@ -46,8 +45,7 @@ from dbl.asgi import (
     respond_metrics,
     run_lifespan,
 )
-from dbl.redis_keys import RedisKeys
-from dbl.worker import BackgroundWorker
+from runtime.worker import BackgroundWorker
 
 PROFILE_PREFIX: Final = "/v1/profiles/"
 DEFAULT_LIMIT: Final = 50

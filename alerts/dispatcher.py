@@ -13,12 +13,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from alerts import metrics
 from alerts.outbox import job_id, new_job
-from alerts.routing import push_at, route, throttle_key
-from config.routing import Routing
+from alerts.routing import push_at, throttle_key
+from config.routing import Routing, route
 from config.settings import Settings
-from dbl import codec, failpoints
-from dbl.redis_keys import RedisKeys
-from dbl.worker import BackgroundWorker
+from contracts import codec
+from contracts.read_model import RedisKeys
+from runtime import failpoints
+from runtime.worker import BackgroundWorker
 
 log = logging.getLogger("dbl.alerts")
 

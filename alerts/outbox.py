@@ -18,9 +18,10 @@ from alerts import metrics
 from alerts.webhooks import DeliveryFailed, backoff_s, post, render
 from config.routing import Routing, Webhook
 from config.settings import Settings
-from dbl import codec, failpoints
-from dbl.redis_keys import RedisKeys
-from dbl.worker import BackgroundWorker
+from contracts import codec
+from contracts.read_model import RedisKeys
+from runtime import failpoints
+from runtime.worker import BackgroundWorker
 
 log = logging.getLogger("dbl.webhooks")
 

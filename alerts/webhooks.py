@@ -16,8 +16,8 @@ import urllib.request
 from typing import Any
 
 from config.routing import Delivery, Webhook
-from dbl import codec
-from dbl.errors import DBLError
+from contracts import codec
+from contracts.errors import DBLError
 
 USER_AGENT = "dbl-dispatcher/1"
 

@@ -25,12 +25,13 @@ from confluent_kafka import Producer
 
 from config.settings import Settings
 from config.sites import load_sites
-from dbl import codec
+from contracts import codec
+from contracts.envelope import partition_key
+from dbl import demo
 from dbl.embedded import EmbeddedBroker, free_port, wait_for_port
 from dbl.topics import ensure_topics
-from tracking import demo
-from tracking.envelope import from_segment, partition_key
 from tracking.producer import producer_config
+from tracking.segment import from_segment
 
 AUTH_KEY = "wk_demo_server"
 AUTH = "Basic " + base64.b64encode(f"{AUTH_KEY}:".encode()).decode()
@@ -63,7 +64,7 @@ def wrk(url: str, body: bytes, seconds: int, connections: int) -> float:
 
 def serve(factory: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     code = (
-        "import sys; from dbl.asgi import serve; "
+        "import sys; from runtime.asgi import serve; "
         f"serve({factory!r}, '127.0.0.1', {settings.collector_port})"
     )
     env = {**os.environ, **settings.as_environment()}

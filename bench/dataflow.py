@@ -35,24 +35,18 @@ from confluent_kafka import Producer
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from config.sites import load_sites
+from contracts import codec
+from contracts.envelope import Envelope, InvalidEvent, contact_key, decode, partition_key
 from dataflows.flow import build_flow
-from dataflows.identity import Cookie, ToContact, resolve
-from dataflows.leads import LeadUpdate, record, update_lead
-from dataflows.profile import Profile
-from dataflows.trust import how_recognized
-from dbl import codec
+from dataflows.rules.identity import Cookie, ToContact, resolve
+from dataflows.rules.leads import LeadUpdate, record, update_lead
+from dataflows.rules.profile import Profile
+from dataflows.rules.trust import how_recognized
+from dbl import demo
 from dbl.embedded import EmbeddedBroker
-from dbl.heap import collect_rarely
 from dbl.topics import ensure_topics
-from tracking import demo
-from tracking.envelope import (
-    Envelope,
-    InvalidEvent,
-    contact_key,
-    decode,
-    from_segment,
-    partition_key,
-)
+from runtime.heap import collect_rarely
+from tracking.segment import from_segment
 
 KINDS = ("anonymous", "warm", "hot")
 WEIGHTS = (70, 20, 10)

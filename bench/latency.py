@@ -31,11 +31,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from config.routing import load_routing
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
+from contracts.read_model import RedisKeys
+from dbl import demo
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
-from dbl.redis_keys import RedisKeys
 from dbl.topics import ensure_topics
-from tracking import demo
 
 SERVER_KEY = ("wk_demo_server", "")
 

@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 
 from config.routing import load_routing
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
 from dbl.topics import ensure_topics
 

@@ -26,12 +26,12 @@ from bytewax.testing import run_main
 from bench.dataflow import CountingSink
 from config.scoring import load_scoring_model
 from config.settings import Settings
-from dataflows.dedupe import SeenIds
+from contracts import codec
+from contracts.envelope import Envelope
 from dataflows.flow import build_flow
-from dataflows.identity import Cookie, resolve
-from dbl import codec
-from dbl.heap import collect_rarely
-from tracking.envelope import Envelope
+from dataflows.rules.dedupe import SeenIds
+from dataflows.rules.identity import Cookie, resolve
+from runtime.heap import collect_rarely
 
 T0 = 1_767_225_600_000
 BATCH = 1_000

@@ -1,7 +1,7 @@
 """The baseline for the collector benchmark: an ASGI app on the same uvicorn setup that
 reads the body and answers 200 without doing anything."""
 
-from dbl.asgi import Receive, Scope, Send, respond
+from runtime.asgi import Receive, Scope, Send, respond
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -14,5 +14,5 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def create_app() -> object:
-    """Factory for `dbl.asgi.serve`."""
+    """Factory for `runtime.asgi.serve`."""
     return app

@@ -20,8 +20,8 @@ from bench.dataflow import dbl_flow, make_events, received_at
 from config.settings import Settings
 from dataflows.__main__ import cluster_workers
 from dbl.embedded import EmbeddedBroker, free_port
-from dbl.heap import collect_rarely
 from dbl.topics import ensure_topics
+from runtime.heap import collect_rarely
 
 
 def flow(workers: int) -> Dataflow:

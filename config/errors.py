@@ -1,6 +1,6 @@
 """Configuration errors that name the file (or variable), the key and what is wrong."""
 
-from dbl.errors import DBLError
+from contracts.errors import DBLError
 
 
 class ConfigError(DBLError):

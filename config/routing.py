@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -182,3 +185,37 @@ def _delivery(t: Table) -> Delivery:
         backoff_s=t.number("backoff_seconds", positive=True),
         backoff_max_s=t.number("backoff_max_seconds", positive=True),
     )
+
+
+def route(lead: Mapping[str, Any], routing: Routing) -> str:
+    """The rep for a lead (a profile view): its owner when that is a configured rep, else
+    the first matching territory, else the default team; a team picks by a stable hash."""
+    owner = lead.get("owner")
+    if isinstance(owner, str) and owner in routing.reps:
+        return owner
+    for territory in routing.territories:
+        if _in_territory(lead, territory):
+            if territory.rep is not None:
+                return territory.rep
+            assert territory.team is not None
+            return pick(routing.teams[territory.team], str(lead["person"]))
+    return pick(routing.teams[routing.default_team], str(lead["person"]))
+
+
+def pick(team: tuple[str, ...], person: str) -> str:
+    """Deterministic round-robin: a stable hash of the lead spreads leads evenly over the
+    team, and the same lead always lands on the same rep (whatever the replay)."""
+    digest = hashlib.sha256(person.encode()).digest()
+    return team[int.from_bytes(digest[:8], "big") % len(team)]
+
+
+def _in_territory(lead: Mapping[str, Any], territory: Territory) -> bool:
+    if territory.countries and str(lead.get("country") or "").lower() not in territory.countries:
+        return False
+    if territory.industries and str(lead.get("industry") or "").lower() not in territory.industries:
+        return False
+    if territory.min_company_size is not None:
+        size = lead.get("company_size")
+        if not isinstance(size, int | float) or size < territory.min_company_size:
+            return False
+    return True

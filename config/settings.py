@@ -63,7 +63,7 @@ class Settings:
     idle_lag_s: float = field(default=0.05, metadata=_env("DBL_IDLE_LAG_S"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
-    # Fault tests only: the failpoint at which to kill the process (dbl/failpoints.py).
+    # Fault tests only: the failpoint at which to kill the process (runtime/failpoints.py).
     failpoint: str | None = field(default=None, metadata=_env("DBL_FAILPOINT"))
 
     @property

@@ -11,7 +11,7 @@ import sys
 from prometheus_client import start_http_server
 
 from config.settings import Settings
-from dbl.heap import collect_rarely
+from runtime.heap import collect_rarely
 
 
 def cluster_workers(args: list[str]) -> int:
@@ -29,7 +29,7 @@ def cluster_workers(args: list[str]) -> int:
 
 
 def main() -> None:
-    """Start the metrics endpoint, collect garbage rarely (`dbl/heap.py`) and hand over to
+    """Start the metrics endpoint, collect garbage rarely (`runtime/heap.py`) and hand over to
     Bytewax's runner."""
     settings = Settings.from_environment()
     start_http_server(settings.dataflow_metrics_port, addr=settings.dataflow_metrics_host)

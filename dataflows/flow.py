@@ -12,8 +12,7 @@ Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeGuard, TypeVar
 
 import bytewax.operators as op
@@ -25,24 +24,24 @@ from bytewax.outputs import Sink
 from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
-from dataflows import metrics
-from dataflows.accounts import account_of_update
-from dataflows.clock import EventClock
+from contracts import codec
+from contracts.envelope import Envelope, InvalidEvent, decode, partition_key
+from contracts.read_model import RedisKeys
 from dataflows.guard import Failure
-from dataflows.identity import Outcome
-from dataflows.leads import LeadUpdate
-from dataflows.merges import Forget, Merge, forgotten_contact, merge_order, trusted_merge
-from dataflows.ordering import Progress, Sequenced, signal_order
-from dataflows.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
-from dataflows.sources import EventsSource, ProgressSource
-from dataflows.steps.accounts import RollupAccount
+from dataflows.io import metrics
+from dataflows.io.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
+from dataflows.io.sources import EventsSource, ProgressSource
+from dataflows.ordering.buffer import Progress, Sequenced
+from dataflows.ordering.clock import EventClock
+from dataflows.ordering.operator import in_stream_order, to_every_worker, with_progress
+from dataflows.rules.accounts import account_of_update
+from dataflows.rules.identity import Outcome
+from dataflows.rules.leads import LeadUpdate
 from dataflows.steps.identify import Identify, IdentityRules
-from dataflows.steps.leads import ContactRecord, ScoreLead
-from dataflows.steps.ordering import OrderSignals, Reorder, anonymous_write, ignore_progress
-from dataflows.workers import worker_keys, worker_of
-from dbl import codec
-from dbl.redis_keys import RedisKeys
-from tracking.envelope import Envelope, InvalidEvent, decode, partition_key
+from dataflows.steps.order_signals import FollowContacts, anonymous_write, place_signal
+from dataflows.steps.record_contact import RecordContact
+from dataflows.steps.rollup_account import RollupAccount
+from dataflows.steps.score import ScoreLead
 
 T = TypeVar("T")
 
@@ -125,69 +124,24 @@ def _is_person(item: Envelope | Progress | Rejected) -> bool:
     return False
 
 
-def _to_every_worker(progress: Progress, workers: int) -> list[tuple[str, Any]]:
-    """A progress marker, once per worker of the next step (after the data it was sent)."""
-    return [(key, replace(progress, to=w)) for w, key in enumerate(worker_keys(workers))]
-
-
 def _keyed_signal(item: Envelope | Progress, workers: int) -> list[tuple[str, Any]]:
     if isinstance(item, Progress):
-        return _to_every_worker(item, workers)
+        return list(to_every_worker(item, workers))
     return [(partition_key(item), item)]
 
 
-def _to_reorder(
-    item: Progress | tuple[str, Sequenced], workers: int
-) -> list[tuple[str, Progress | Sequenced]]:
-    """A sequenced item goes to the worker key of the worker that holds its own key next,
-    so after reordering it stays on that worker."""
-    if isinstance(item, Progress):
-        return _to_every_worker(item, workers)
-    key, sequenced = item
-    return [(worker_keys(workers)[worker_of(key, workers)], sequenced)]
+def _for_lead(kv: tuple[str, Any]) -> list[tuple[str, Sequenced]]:
+    """A contact key's record step addressed the item to its lead already."""
+    placed: tuple[str, Sequenced] = kv[1]
+    return [placed]
 
 
-def _signals_for_contacts(kv: tuple[str, Outcome | Progress], workers: int) -> list[Any]:
-    """A contact's signal goes to its own key; a trusted merge also goes to every worker
-    (ordered just before the signal that carries it); a trusted forget goes to every worker
-    instead."""
-    value = kv[1]
-    if isinstance(value, Progress):
-        return [value]
-    to_contact = value.to_contact
-    if to_contact is None:
-        return []
-    person, signal = to_contact.person, to_contact.signal
-    forgotten = forgotten_contact(signal)
-    if forgotten is not None:
-        forget = Forget(forgotten, signal)
-        return [(k, Sequenced(merge_order(signal), (k, forget))) for k in worker_keys(workers)]
-    routed: list[Any] = [(person, Sequenced(signal_order(signal, person), (person, to_contact)))]
-    merge = trusted_merge(signal)
-    if merge is not None:
-        item = Merge(*merge, signal)
-        order = merge_order(signal)
-        routed += [(key, Sequenced(order, (key, item))) for key in worker_keys(workers)]
-    return routed
-
-
-def _rekey(item: Any, workers: int) -> tuple[str, Any]:
-    """Released (key, value) items go to their key; this worker's progress stays on this
-    worker."""
-    if isinstance(item, Progress):
-        return worker_keys(workers)[item.to], item
-    key_value: tuple[str, Any] = item
-    return key_value
-
-
-def _account_updates(kv: tuple[str, LeadUpdate | Progress]) -> list[Any]:
-    value = kv[1]
-    if isinstance(value, Progress):
-        return [value]
-    account = account_of_update(value)
+def _for_account(kv: tuple[str, LeadUpdate]) -> list[tuple[str, Sequenced]]:
+    update = kv[1]
+    account = account_of_update(update)
     if account is None:
         return []
-    return [(account, Sequenced(value.order, (account, value)))]
+    return [(account, Sequenced(update.order, (account, update)))]
 
 
 def _data(kv: tuple[str, T | Progress]) -> list[T]:
@@ -202,22 +156,6 @@ def _is_profile_write(kv: tuple[str, Any]) -> bool:
 
 def _is_data(kv: tuple[str, Any]) -> bool:
     return not isinstance(kv[1], Progress)
-
-
-def _in_order(
-    name: str,
-    items: Stream[Any],
-    reorder: Callable[[bytes | None], Reorder],
-    workers: int,
-    failures: list[Stream[Any]],
-) -> Stream[tuple[str, Any]]:
-    """Step `order_<name>`: (key, Sequenced) items and progress markers in; the items out in
-    stream order, keyed by their own key, each worker's followed by its progress."""
-    routed = op.flat_map(f"to_order_{name}", items, lambda item: _to_reorder(item, workers))
-    ordered = op.stateful_batch(f"order_{name}", routed, reorder)
-    return _kept(
-        f"order_{name}", op.map(f"key_{name}", ordered, lambda kv: _rekey(kv[1], workers)), failures
-    )
 
 
 def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
@@ -256,81 +194,63 @@ def build_flow(
     """
     settings = settings or Settings.from_environment()
     model = load_scoring_model(settings.config_dir / "scoring.toml")
+    # The receive time the stream has got to: `order_leads` moves it; timed decisions (an
+    # idle cookie forgotten, a lead cooling) wait for it.
     clock = EventClock()
-    flow = Dataflow("dbl")
-    source = events or EventsSource(settings)
-    parts = source.list_parts()
-    every_worker = range(workers)
-
-    messages = op.input(
-        "events_in", flow, ProgressSource(source, idle_lag_ms=int(settings.idle_lag_s * 1000))
-    )
-    decoded = op.map("decode", messages, decode_message)
-    invalid = op.branch("split_invalid", decoded, _is_rejected)
-    failures: list[Stream[Any]] = []
-
-    people = op.filter("drop_machines", invalid.falses, _is_person)
-    keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
     rules = IdentityRules(
         model, clock, int(settings.dedupe_window_s * 1000), int(settings.anonymous_ttl_s * 1000)
     )
+    flow = Dataflow("dbl")
+    failures: list[Stream[Any]] = []
+
+    source = ProgressSource(
+        events or EventsSource(settings), idle_lag_ms=int(settings.idle_lag_s * 1000)
+    )
+    messages = with_progress("events_in", flow, source, workers)
+    decoded = op.map("decode", messages.stream, decode_message)
+    invalid = op.branch("split_invalid", decoded, _is_rejected)
+    people = op.filter("drop_machines", invalid.falses, _is_person)
+    keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
     outcomes = _kept(
         "identify", op.stateful_batch("identify", keyed, lambda r: Identify(rules, r)), failures
     )
 
     # A contact's signals come from each of its cookies and from its own key, by way of
     # different workers: put them back into one order, and resolve trusted merges there.
-    signal_senders = frozenset(f"{part}@{w}" for part in parts for w in every_worker)
-    signals = _in_order(
-        "signals",
-        op.flat_map(
-            "signals_for_contacts", outcomes, lambda kv: _signals_for_contacts(kv, workers)
-        ),
-        lambda r: OrderSignals(signal_senders, rules, workers, r),
-        workers,
-        failures,
+    signals = in_stream_order(
+        "order_signals",
+        outcomes,
+        after=messages,
+        place=lambda kv: place_signal(kv, workers),
+        follow=lambda routes: FollowContacts(rules, workers, routes),
     )
     # Cookies anonymous again after a forget are scored there: their views go to Redis.
-    unlinked = op.branch("split_unlinked_views", signals, _is_profile_write)
+    unlinked = op.branch("split_unlinked_views", signals.stream, _is_profile_write)
     records = _kept(
         "record_contact",
-        op.stateful_batch("record_contact", unlinked.falses, lambda r: ContactRecord(model, r)),
+        op.stateful_batch("record_contact", unlinked.falses, lambda r: RecordContact(model, r)),
         failures,
     )
 
-    # A lead's signals come from each of its contact keys (after merges), on different
-    # workers: the same again. The event clock is what this step has released.
-    record_senders = frozenset(f"signals@{w}" for w in every_worker)
-    for_leads = _in_order(
-        "leads",
-        op.flat_map("for_leads", records, lambda kv: [kv[1]]),
-        lambda r: Reorder("leads", record_senders, clock.observe, r),
-        workers,
-        failures,
-    )
+    # A lead's signals come from each of its contact keys (after merges): the same again.
+    for_leads = in_stream_order("order_leads", records, after=signals, place=_for_lead, clock=clock)
     scored = _kept(
         "score",
-        op.stateful_batch("score", for_leads, lambda r: ScoreLead(model, clock, r)),
+        op.stateful_batch("score", for_leads.stream, lambda r: ScoreLead(model, clock, r)),
         failures,
     )
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
 
     # An account's contacts are scored on different workers: the same again.
-    lead_senders = frozenset(f"leads@{w}" for w in every_worker)
-    account_updates = _in_order(
-        "accounts",
-        op.flat_map("account_updates", scored, _account_updates),
-        lambda r: Reorder("accounts", lead_senders, ignore_progress, r),
-        workers,
-        failures,
-    )
+    for_accounts = in_stream_order("order_accounts", scored, after=for_leads, place=_for_account)
     # Progress ends here: nothing downstream of the account rollup waits on it.
-    account_updates = op.filter("updates_only", account_updates, _is_data)
+    account_updates = op.filter("updates_only", for_accounts.stream, _is_data)
     surges = _kept(
         "rollup_account",
         op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(model, r)),
         failures,
     )
+    failures += [s.failures for s in (signals, for_leads, for_accounts) if s.failures is not None]
 
     writes = op.merge(
         "profile_writes",

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from dataflows import metrics
-from dataflows.compact import pack_or_fresh
-from dataflows.leads import LeadUpdate
-from dataflows.ordering import Progress
+from dataflows.io import metrics
+from dataflows.ordering.buffer import Sequenced
+from dataflows.rules.leads import LeadUpdate
+from dataflows.state import pack_or_fresh
 
 log = logging.getLogger("dbl.dataflow")
 
@@ -57,10 +57,14 @@ def failure(step: str, error: Exception, item: Mapping[str, Any] | None) -> Fail
 
 def carried(item: object) -> Mapping[str, Any] | None:
     """What a DLQ record says of an item between steps: a signal is itself; a lead update
-    names the signal that caused it and the lead; anything else gives the signal it
-    carries (its `signal`), if any."""
+    names the signal that caused it and the lead; a keyed or sequenced item is what it
+    holds; anything else gives the signal it carries (its `signal`), if any."""
     if isinstance(item, dict):
         return item
+    if isinstance(item, Sequenced):
+        return carried(item.item)
+    if isinstance(item, tuple) and len(item) == 2:
+        return carried(item[1])  # (key, value)
     if isinstance(item, LeadUpdate):
         return item.about()
     signal = getattr(item, "signal", None)
@@ -74,7 +78,6 @@ def apply_each(
     restore: Callable[[], S],
     apply: Callable[[S, I], tuple[S, list[Any]]],
     described: Callable[[I], Mapping[str, Any] | None] = carried,
-    pass_on: Callable[[Progress], Any] = lambda progress: progress,
 ) -> tuple[list[Any], bool, Any]:
     """Apply a batch's items to a key's state, in order: what they produced (a `Failure` in
     place of an item that raised), whether any item came, and the state after them.
@@ -82,7 +85,6 @@ def apply_each(
     was before the batch, after a failure: the batch's good items before the failed one are
     then applied again (their output is already out). The rules are deterministic, so the
     state is exactly what it was before the failed item, and the usual path pays nothing.
-    Progress markers pass on as `pass_on` says, in place.
 
     >>> def add(total: int, n: int) -> tuple[int, list[int]]:
     ...     return total + 10 // n, [total + 10 // n]
@@ -96,9 +98,6 @@ def apply_each(
     state: Any = None
     touched = False
     for value in values:
-        if isinstance(value, Progress):
-            out.append(pass_on(value))
-            continue
         if not touched:
             state, touched = start(), True
         try:
@@ -121,23 +120,22 @@ def apply_packed(
     unpack: Callable[[bytes], S],
     apply: Callable[[S, I], tuple[S, list[Any]]],
     described: Callable[[I], Mapping[str, Any] | None] = carried,
-    pass_on: Callable[[Progress], Any] = lambda progress: progress,
 ) -> tuple[list[Any], bytes, Any]:
     """`apply_each` for a key whose state stays packed between batches: what the items
     produced, the new packed state, and the state (None when no item came).
 
-    >>> import pickle
+    >>> from dataflows.state import pack, unpack
     >>> def add(total: int, n: int) -> tuple[int, list[int]]:
     ...     return total + n, [total + n]
-    >>> out, packed, total = apply_packed("sum", pickle.dumps(1), [2, 3], pickle.loads, add)
-    >>> out, pickle.loads(packed), total
+    >>> out, packed, total = apply_packed("sum", pack(1), [2, 3], unpack, add)
+    >>> out, unpack(packed), total
     ([3, 6], 6, 6)
     """
 
     def unpacked() -> S:
         return unpack(packed)
 
-    out, touched, state = apply_each(step, values, unpacked, unpacked, apply, described, pass_on)
+    out, touched, state = apply_each(step, values, unpacked, unpacked, apply, described)
     if not touched:
         return out, packed, None
     return out, pack_or_fresh(state), state

@@ -20,13 +20,13 @@ from config.routing import load_routing
 from config.secrets import refuse_demo_secrets
 from config.settings import Settings
 from config.sites import Site, load_sites, site_named
-from dbl import codec
+from contracts import codec, email_links
+from contracts.envelope import Envelope, partition_key
+from contracts.errors import DBLError
+from dbl import demo
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
-from dbl.errors import DBLError
 from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
-from tracking import demo, email_links
-from tracking.envelope import Envelope, partition_key
 from tracking.imports import progress_bar, read_attendance, send_all
 
 

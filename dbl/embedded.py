@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from dbl.errors import DBLError
+from contracts.errors import DBLError
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0

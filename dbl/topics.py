@@ -6,7 +6,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.settings import Settings
-from dbl.errors import DBLError
+from contracts.errors import DBLError
 
 TIMEOUT_S = 15.0
 

@@ -18,10 +18,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
+from contracts.envelope import Envelope
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
 from dbl.topics import ensure_topics
-from tracking.envelope import Envelope
 
 hypothesis_settings.register_profile("dbl", deadline=None, max_examples=150)
 hypothesis_settings.load_profile("dbl")

@@ -15,13 +15,13 @@ from typing import Any
 
 from config.scoring import ScoringModel
 from config.settings import Settings
-from dataflows.accounts import Account, account_of_update, account_update
-from dataflows.identity import ToContact, anonymous_person
-from dataflows.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
-from dataflows.merges import forgotten_contact, merge_order, trusted_merge
-from dataflows.profile import Profile, apply_signal, assess
-from dataflows.trust import how_recognized
-from tracking.envelope import Envelope, contact_key
+from contracts.envelope import Envelope, contact_key
+from dataflows.rules.accounts import Account, account_of_update, account_update
+from dataflows.rules.identity import ToContact, anonymous_person
+from dataflows.rules.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
+from dataflows.rules.merges import forgotten_contact, merge_order, trusted_merge
+from dataflows.rules.profile import Profile, apply_signal, assess
+from dataflows.rules.trust import how_recognized
 
 
 @dataclass

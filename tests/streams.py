@@ -17,9 +17,9 @@ from typing import Any
 
 from config.scoring import load_scoring_model
 from config.settings import Settings
+from contracts.envelope import Envelope
 from tests.conftest import T0, envelope
 from tests.reference import Reference
-from tracking.envelope import Envelope
 
 PEOPLE = ["ana@acme.com", "bo@acme.com", "cy@globex.com", "di@gmail.com"]
 TRAITS = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}

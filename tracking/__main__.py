@@ -1,7 +1,7 @@
 """`python -m tracking`: serve the collector on DBL_COLLECTOR_HOST:DBL_COLLECTOR_PORT."""
 
 from config.secrets import checked_settings
-from dbl.asgi import serve
+from runtime.asgi import serve
 
 if __name__ == "__main__":
     settings = checked_settings()

@@ -25,8 +25,9 @@ from typing import Any, Final
 
 from config.settings import Settings
 from config.sites import Site, load_sites
-from dbl import codec
-from dbl.asgi import (
+from contracts import codec, email_links
+from contracts.envelope import CHANNELS, FORGET, Envelope, InvalidEvent, partition_key
+from runtime.asgi import (
     HTTPError,
     Receive,
     Scope,
@@ -40,19 +41,12 @@ from dbl.asgi import (
     respond_metrics,
     run_lifespan,
 )
-from tracking import email_links, metrics
-from tracking.envelope import (
-    CHANNELS,
-    FORGET,
-    Envelope,
-    InvalidEvent,
-    from_segment,
-    partition_key,
-)
+from tracking import metrics
 from tracking.esp import sendgrid_envelopes
 from tracking.machines import truncate_ip
 from tracking.producer import BrokerUnavailable, EventProducer, Record
 from tracking.ratelimit import RateLimiter
+from tracking.segment import from_segment
 
 MAX_EVENT_BYTES: Final = 32 * 1024
 MAX_BATCH_BYTES: Final = 500 * 1024

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from config.sites import Site
-from tracking.envelope import Envelope, InvalidEvent, from_segment
+from contracts.envelope import Envelope, InvalidEvent
 from tracking.machines import email_machine, truncate_ip
+from tracking.segment import from_segment
 
 # SendGrid event -> Segment spec event name (mapped to DBL types by the envelope).
 EVENTS: Final = {

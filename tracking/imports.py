@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from config.sites import Site
-from tracking.envelope import Envelope, InvalidEvent, from_segment, normalize_email
+from contracts.envelope import Envelope, InvalidEvent
+from tracking.segment import from_segment, normalize_email
 
 COLUMNS: Final = ("email", "name", "company", "title", "event", "status", "time")
 STATUSES: Final = {

@@ -9,13 +9,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-# Reasons are a fixed set: they are metric labels.
-WEB_BOT: Final = "web_bot"
-LINK_SCANNER: Final = "link_scanner"
-MAIL_PROXY: Final = "mail_privacy_proxy"
-SCANNER_TIMING: Final = "clicked_at_delivery"
-SCANNER_BURST: Final = "click_burst"
-REASONS: Final = (WEB_BOT, LINK_SCANNER, MAIL_PROXY, SCANNER_TIMING, SCANNER_BURST)
+from contracts.envelope import LINK_SCANNER, MAIL_PROXY, WEB_BOT
 
 _WEB_BOTS: Final = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|headless|phantomjs|python-requests|python-urllib|"

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from dbl.errors import DBLError
+from contracts.errors import DBLError
 
 # While the broker is down, check this often whether it is back.
 PROBE_INTERVAL_S = 1.0

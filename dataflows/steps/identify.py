@@ -3,20 +3,20 @@ then say whose signal it is."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
-from dataflows import metrics
-from dataflows.clock import EventClock
-from dataflows.compact import FRESH, pack
-from dataflows.dedupe import SeenIds
+from contracts.envelope import Envelope, contact_key
 from dataflows.guard import Failure, apply_packed
-from dataflows.identity import (
+from dataflows.io import metrics
+from dataflows.ordering.clock import EventClock
+from dataflows.ordering.operator import DomainStep
+from dataflows.rules.dedupe import SeenIds
+from dataflows.rules.identity import (
     Cookie,
     Outcome,
     ToContact,
@@ -24,9 +24,8 @@ from dataflows.identity import (
     idle_too_long,
     resolve,
 )
-from dataflows.ordering import Progress
-from dataflows.trust import how_recognized
-from tracking.envelope import Envelope, contact_key
+from dataflows.rules.trust import how_recognized
+from dataflows.state import FRESH, pack, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +38,10 @@ class IdentityRules:
     anonymous_ttl_ms: int
 
 
-class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Failure, bytes]):
+class Identify(DomainStep[Envelope, Outcome | Failure]):
     """Per broker key (a cookie, else a contact): drop repeated message ids, then say whose
     signal it is. A cookie keeps its anonymous history until someone claims it, then routes
     to them; one nobody claimed is forgotten after the anonymous TTL of event time.
-    Progress markers (sent to worker keys) pass straight through, behind the data.
 
     There is one of these per visitor, so the state stays packed (pickled) between batches:
     a few hundred bytes instead of a few kilobytes of live objects, and the snapshot is
@@ -62,11 +60,9 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Fail
             else idle_after(unpack_identity(resume)[1], rules.anonymous_ttl_ms)
         )
 
-    def on_batch(
-        self, values: list[Envelope | Progress]
-    ) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
+    def on_items(self, items: list[Envelope]) -> tuple[Iterable[Outcome | Failure], bool]:
         out, self._packed, visitor = apply_packed(
-            "identify", self._packed, values, unpack_identity, self._identify, pass_on=_passed
+            "identify", self._packed, items, unpack_identity, self._identify
         )
         if visitor is not None:
             self._idle_after = idle_after(visitor[1], self._rules.anonymous_ttl_ms)
@@ -102,10 +98,10 @@ class Identify(StatefulBatchLogic[Envelope | Progress, Outcome | Progress | Fail
             return None
         return self._rules.clock.wall_time_when(self._idle_after)
 
-    def on_notify(self) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
+    def on_notify(self) -> tuple[Iterable[Outcome | Failure], bool]:
         return [], self._forget_if_idle()
 
-    def on_eof(self) -> tuple[Iterable[Outcome | Progress | Failure], bool]:
+    def on_eof(self) -> tuple[Iterable[Outcome | Failure], bool]:
         return [], self._forget_if_idle()
 
     def _forget_if_idle(self) -> bool:
@@ -129,13 +125,8 @@ def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
     """The inverse of `pack_identity` (`FRESH` gives a new state)."""
     if packed == FRESH:
         return SeenIds(), Cookie()
-    state: tuple[SeenIds, Cookie] = pickle.loads(packed)
+    state: tuple[SeenIds, Cookie] = unpack(packed)
     return state
-
-
-def _passed(progress: Progress) -> Progress:
-    """Progress goes on as this step's, from the worker it was sent to."""
-    return replace(progress, sender=f"{progress.sender}@{progress.to}")
 
 
 def _contact_of(signal: Envelope) -> str:

@@ -18,11 +18,10 @@ from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
 from config.sites import load_sites
-from dataflows.sinks import decode_profile
-from dbl import codec
-from dbl.redis_keys import RedisKeys
+from contracts import codec, email_links
+from contracts.read_model import RedisKeys, decode_profile
 from tests.conftest import read_topic, wait_until
-from tracking import email_links, user_hash
+from tracking import user_hash
 
 pytestmark = pytest.mark.integration
 # Headless Chromium says "HeadlessChrome", which the collector rightly files as a bot.

@@ -15,11 +15,10 @@ from confluent_kafka import Producer
 from alerts.dispatcher import Dispatcher
 from config.routing import load_routing
 from config.settings import Settings
-from dataflows.sinks import decode_profile
-from dbl import codec
-from dbl.redis_keys import RedisKeys
+from contracts import codec
+from contracts.envelope import Envelope, partition_key
+from contracts.read_model import RedisKeys, decode_profile
 from tests.streams import Stamper, live_stamp, random_plan
-from tracking.envelope import Envelope, partition_key
 
 
 class LiveTraffic(threading.Thread):

@@ -10,7 +10,7 @@ import redis
 from confluent_kafka import Producer
 
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
 from tests.conftest import page_view, read_topic, wait_until
 from tests.faults.live import read_profiles
 

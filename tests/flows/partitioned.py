@@ -18,11 +18,11 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from config.settings import Settings
+from contracts import codec
+from contracts.envelope import Envelope, partition_key
 from dataflows.flow import build_flow
-from dataflows.sinks import ProfileWrite
-from dbl import codec
+from dataflows.io.sinks import ProfileWrite
 from dbl.embedded import free_port
-from tracking.envelope import Envelope, partition_key
 
 Partitions = dict[str, list[KafkaSourceMessage[bytes, bytes]]]
 

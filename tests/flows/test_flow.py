@@ -10,11 +10,11 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from prometheus_client import REGISTRY
 
 from config.settings import Settings
+from contracts import codec
+from contracts.envelope import Envelope
 from dataflows.flow import build_flow
-from dataflows.sinks import ProfileWrite
-from dbl import codec
+from dataflows.io.sinks import ProfileWrite
 from tests.conftest import T0, envelope, page_view
-from tracking.envelope import Envelope
 
 MINUTE = 60_000
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.settings import Settings
+from contracts import codec
 from dataflows.flow import build_flow
-from dbl import codec
 from tests.flows.partitioned import final_profiles, partitioned, run_cluster, run_in_process
 from tests.flows.test_flow import as_messages
 from tests.streams import KINDS, LATENESS, PAGES, PEOPLE, expected, stream

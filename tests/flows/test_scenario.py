@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from config.scoring import DAY_MS, MINUTE_MS
+from contracts.envelope import Envelope
 from tests.conftest import T0, envelope
 from tests.flows.test_flow import run_flow
-from tracking.envelope import Envelope
 
 HOUR = 60 * MINUTE_MS
 VP = {"title": "VP Sales", "company_size": 800, "industry": "Software", "country": "US"}  # 85: A

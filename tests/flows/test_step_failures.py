@@ -9,18 +9,20 @@ from typing import Any
 
 import pytest
 
-import dataflows.steps.accounts
+import dataflows.flow
 import dataflows.steps.identify
-import dataflows.steps.leads
+import dataflows.steps.record_contact
+import dataflows.steps.rollup_account
+import dataflows.steps.score
 from config.scoring import load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.leads import LeadUpdate
-from dataflows.merges import ForLead
-from dataflows.scoring import fit_score
-from dataflows.steps.ordering import OrderSignals, Reorder
+from contracts.envelope import Envelope
+from dataflows.rules.contact_routes import ContactRoutes
+from dataflows.rules.leads import LeadUpdate
+from dataflows.rules.merges import ForLead
+from dataflows.rules.scoring import fit_score
 from tests.conftest import T0, envelope, page_view
 from tests.flows.test_flow import MINUTE, hot_lead_journey, run_flow
-from tracking.envelope import Envelope
 
 POISON = "poison-signal"
 
@@ -58,28 +60,22 @@ def _update_is_poison(*args: Any) -> bool:
     return any(isinstance(a, LeadUpdate) and a.order[2] == POISON for a in args)
 
 
-def _released_is_poison(name: str) -> Callable[..., bool]:
-    def is_poison(reorder: Reorder, item: tuple[str, Any]) -> bool:
-        value = item[1]
-        if reorder._name != name:
-            return False
-        if isinstance(value, LeadUpdate):
-            return value.order[2] == POISON
-        return isinstance(value, ForLead) and value.signal["id"] == POISON
-
-    return is_poison
+def _placed_is_poison(kv: tuple[str, Any]) -> bool:
+    """A contact record's output: (lead, Sequenced(order, (lead, ForLead)))."""
+    value = kv[1][1].item[1]
+    return isinstance(value, ForLead) and value.signal["id"] == POISON
 
 
 # Step -> (where its rule lives, the rule's name, when it raises, whether the lead still got
 # the signal: steps after scoring leave the lead's profile as it was with it).
 INJECTIONS: dict[str, tuple[Any, str, Callable[..., bool], bool]] = {
     "identify": (dataflows.steps.identify, "resolve", _signal_is_poison, False),
-    "order_signals": (OrderSignals, "_route", _signal_is_poison, False),
-    "record_contact": (dataflows.steps.leads, "record", _signal_is_poison, False),
-    "order_leads": (Reorder, "_follow_one", _released_is_poison("leads"), False),
-    "score": (dataflows.steps.leads, "update_lead", _signal_is_poison, False),
-    "order_accounts": (Reorder, "_follow_one", _released_is_poison("accounts"), True),
-    "rollup_account": (dataflows.steps.accounts, "account_update", _update_is_poison, True),
+    "order_signals": (ContactRoutes, "route", _signal_is_poison, False),
+    "record_contact": (dataflows.steps.record_contact, "record", _signal_is_poison, False),
+    "order_leads": (dataflows.flow, "_for_lead", _placed_is_poison, False),
+    "score": (dataflows.steps.score, "update_lead", _signal_is_poison, False),
+    "order_accounts": (dataflows.flow, "account_of_update", _update_is_poison, True),
+    "rollup_account": (dataflows.steps.rollup_account, "account_update", _update_is_poison, True),
 }
 
 

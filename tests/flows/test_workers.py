@@ -8,7 +8,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import TestingSource, cluster_main
 
-from dataflows.workers import is_worker_key, worker_keys, worker_of
+from dataflows.ordering.workers import is_worker_key, worker_keys, worker_of
 
 KEYS = [f"contact-{n}@example.com" for n in range(60)] + ["anon:é", "x" * 40, ""]
 

@@ -12,11 +12,10 @@ import pytest
 
 from config.settings import Settings
 from config.sites import load_sites
-from dbl import codec
+from contracts import codec, email_links
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
 from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
-from tracking import email_links
 
 BROWSER = ("wk_demo_browser", "")
 SERVER = ("wk_demo_server", "")

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from config.sites import load_sites
-from dbl import codec
+from contracts import codec, email_links
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
-from tracking import email_links
 
 BROWSER = ("wk_demo_browser", "")
 ORIGIN = {"origin": "https://www.dbl.example"}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
 from dbl.embedded import wait_for_port
 from tests.conftest import ProcessFactory, read_topic
 

@@ -25,9 +25,9 @@ import redis
 from alerts.dispatcher import Dispatcher
 from config.routing import load_routing
 from config.settings import CONFIG_DIR, Settings
-from dbl import codec
+from contracts import codec
+from contracts.read_model import RedisKeys
 from dbl.embedded import wait_for_port
-from dbl.redis_keys import RedisKeys
 from tests.conftest import alert, publish, start_module, stop_processes, wait_until
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
+from contracts.read_model import RedisKeys
+from dbl import demo
 from dbl.embedded import free_port, wait_for_port
-from dbl.redis_keys import RedisKeys
 from tests.conftest import wait_until
-from tracking import demo
 
 pytestmark = pytest.mark.integration
 

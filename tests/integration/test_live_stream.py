@@ -12,7 +12,7 @@ import redis
 
 from bench.live_pages import measure
 from config.settings import Settings
-from dbl import codec
+from contracts import codec
 from dbl.embedded import wait_for_port
 from tests.conftest import ProcessFactory, alert, publish
 

@@ -12,9 +12,8 @@ import redis
 from confluent_kafka import Producer
 
 from config.settings import Settings
-from dataflows.sinks import decode_profile
-from dbl import codec
-from dbl.redis_keys import RedisKeys
+from contracts import codec
+from contracts.read_model import RedisKeys, decode_profile
 from tests.conftest import DANA, wait_until
 
 pytestmark = pytest.mark.integration

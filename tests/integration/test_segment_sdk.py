@@ -7,9 +7,8 @@ import redis
 from segment.analytics import Client
 
 from config.settings import Settings
-from dataflows.sinks import decode_profile
-from dbl import codec
-from dbl.redis_keys import RedisKeys
+from contracts import codec
+from contracts.read_model import RedisKeys, decode_profile
 from tests.conftest import read_topic, wait_until
 
 pytestmark = pytest.mark.integration

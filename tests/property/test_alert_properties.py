@@ -5,10 +5,10 @@ from hypothesis import strategies as st
 
 from config.scoring import MINUTE_MS, load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.identity import ToContact
-from dataflows.leads import update_lead
-from dataflows.profile import Profile
-from dataflows.scoring import is_sales_ready
+from dataflows.rules.identity import ToContact
+from dataflows.rules.leads import update_lead
+from dataflows.rules.profile import Profile
+from dataflows.rules.scoring import is_sales_ready
 from tests.conftest import T0, envelope, page_view
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")

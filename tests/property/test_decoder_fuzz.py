@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from config.settings import CONFIG_DIR
 from config.sites import load_sites
-from dbl import codec
-from tracking.envelope import InvalidEvent, decode, from_segment
+from contracts import codec
+from contracts.envelope import InvalidEvent, decode
 from tracking.esp import sendgrid_envelopes
+from tracking.segment import from_segment
 
 SITES = list(load_sites(CONFIG_DIR / "sites.toml").values())
 json_values = st.recursive(

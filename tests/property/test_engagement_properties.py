@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config.scoring import DAY_MS
-from dataflows.scoring import Engagement
+from dataflows.rules.scoring import Engagement
 
 HALF_LIVES = {"a": 1 * DAY_MS, "b": 7 * DAY_MS, "c": 30 * DAY_MS}
 signals = st.lists(

@@ -1,11 +1,11 @@
-"""The contact graph (`dataflows/merges.py`) against a plain partition of contact keys."""
+"""The contact graph (`dataflows/rules/merges.py`) against a plain partition of contact keys."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.merges import ContactGraph
+from dataflows.rules.merges import ContactGraph
 
 KEYS = ["ana", "bo", "cy", "di", "ed"]
 MERGES = st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(KEYS)), max_size=12)

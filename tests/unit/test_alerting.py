@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.routing import route
-from config.routing import load_routing
+from config.routing import load_routing, route
 from config.scoring import DAY_MS, MINUTE_MS, load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.accounts import Account, roll_up
-from dataflows.alerting import readiness_change
-from dataflows.identity import ToContact
-from dataflows.leads import cool_if_due, record, update_lead
-from dataflows.profile import Assessment, Profile
-from dataflows.scoring import Fit
+from contracts.envelope import Envelope
+from dataflows.rules.accounts import Account, roll_up
+from dataflows.rules.alerting import readiness_change
+from dataflows.rules.identity import ToContact
+from dataflows.rules.leads import cool_if_due, record, update_lead
+from dataflows.rules.profile import Assessment, Profile
+from dataflows.rules.scoring import Fit
 from tests.conftest import T0, envelope, page_view
-from tracking.envelope import Envelope
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
 ORDER = (0, 0, "", "lead")  # where a cooling update stands in the stream (not under test)

@@ -10,8 +10,8 @@ import pytest
 
 from config.settings import CONFIG_DIR
 from config.sites import Site, load_sites
-from tracking import email_links
-from tracking.envelope import InvalidEvent
+from contracts import email_links
+from contracts.envelope import InvalidEvent
 from tracking.esp import sendgrid_envelopes
 from tracking.imports import read_attendance
 from tracking.machines import email_machine, truncate_ip, web_bot

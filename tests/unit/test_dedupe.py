@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.dedupe import SeenIds
+from dataflows.rules.dedupe import SeenIds
 
 DAY = 86_400_000
 

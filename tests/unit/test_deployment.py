@@ -119,7 +119,7 @@ def test_every_metric_on_the_dashboard_is_exported_by_the_code():
     dashboard = json.loads((ROOT / "config/grafana/dashboards/dbl.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     names = {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"\b(dbl_[a-z_]+)", exprs)}
-    source = " ".join(p.read_text() for p in ROOT.glob("*/metrics.py"))
+    source = " ".join(p.read_text() for p in ROOT.glob("**/metrics.py"))
     for name in names:
         base = name.removesuffix("_total")
         assert f'"{base}' in source, f"{name} is on the dashboard but not exported"

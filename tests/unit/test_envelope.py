@@ -3,18 +3,12 @@
 import pytest
 
 from config.sites import Site
-from dataflows.merges import forgotten_contact, trusted_merge
-from dbl import codec
+from contracts import codec
+from contracts.envelope import InvalidEvent, decode, partition_key
+from dataflows.rules.merges import forgotten_contact, trusted_merge
 from tests.conftest import envelope
 from tracking import user_hash
-from tracking.envelope import (
-    MAX_PAST_MS,
-    InvalidEvent,
-    decode,
-    from_segment,
-    is_junk_id,
-    partition_key,
-)
+from tracking.segment import MAX_PAST_MS, from_segment, is_junk_id
 
 BROWSER = Site("demo", "wk_b", "browser")
 SERVER = Site("backend", "wk_s", "server")

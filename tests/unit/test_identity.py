@@ -2,9 +2,9 @@
 
 from config.scoring import load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.identity import Cookie, resolve
-from dataflows.leads import update_lead
-from dataflows.profile import Profile
+from dataflows.rules.identity import Cookie, resolve
+from dataflows.rules.leads import update_lead
+from dataflows.rules.profile import Profile
 from tests.conftest import envelope, page_view
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")

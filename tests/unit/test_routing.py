@@ -9,11 +9,11 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
-from alerts.routing import in_quiet_hours, pick, push_at, quiet_hours_end, route
+from alerts.routing import in_quiet_hours, push_at, quiet_hours_end
 from alerts.webhooks import backoff_s, render, sign, slack_text
-from config.routing import load_routing
+from config.routing import load_routing, pick, route
 from config.settings import CONFIG_DIR
-from dbl import codec
+from contracts import codec
 
 ROUTING = load_routing(CONFIG_DIR / "routing.toml")
 

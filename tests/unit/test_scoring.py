@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from config.scoring import DAY_MS, Conditions, load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.profile import Profile, apply_signal
-from dataflows.scoring import (
+from dataflows.rules.profile import Profile, apply_signal
+from dataflows.rules.scoring import (
     CAP_DAYS_KEPT,
     Engagement,
     Given,

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from config.scoring import load_scoring_model
 from config.settings import CONFIG_DIR
-from dataflows.identity import ToContact
-from dataflows.leads import update_lead
-from dataflows.profile import Profile, absorb, apply_signal
-from dataflows.trust import RANKS, may_set, rank
+from dataflows.rules.identity import ToContact
+from dataflows.rules.leads import update_lead
+from dataflows.rules.profile import Profile, absorb, apply_signal
+from dataflows.rules.trust import RANKS, may_set, rank
 from tests.conftest import T0, envelope
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")

@@ -1,0 +1,55 @@
+"""The alert: the value of every message on `dbl.alerts`, read by the dispatcher, the live
+page and webhook receivers. Fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal, NotRequired, TypedDict
+
+from contracts.read_model import ProfileView
+
+Kind = Literal["sales_ready", "cooling", "key_action", "live_visit", "account_surge"]
+
+
+class Identity(TypedDict):
+    """How the person behind the alert's signal was recognized, and whether that proof
+    could be forged with a public write key."""
+
+    recognized_by: str | None
+    verified: bool
+
+
+class Alert(TypedDict):
+    """One moment a rep should know about, with the profile that explains it."""
+
+    id: str
+    kind: str
+    # Event time (epoch ms) of the moment.
+    ts: int
+    contact: str
+    account: str | None
+    owner: str | None
+    grade: str
+    fit: float
+    engagement: float
+    reason: str
+    # A signal that arrived late (after later ones) caused it.
+    late: bool
+    # The id of the signal that raised it (None for a timed one: cooling).
+    signal: str | None
+    identity: Identity
+    profile: ProfileView | dict[str, Any]
+    # account_surge only: the account's engaged contacts.
+    contacts: NotRequired[list[str]]
+
+
+def alert_id(subject: str, kind: str, ordinal: int | str) -> str:
+    """Deterministic alert id: the same crossing or session after a replay gets the same id
+    (the subject is the contact, or the account for account alerts).
+
+    >>> len(alert_id("dana@acme.com", "sales_ready", 1))
+    32
+    """
+    digest = hashlib.sha256(f"{subject}\x1f{kind}\x1f{ordinal}".encode()).hexdigest()
+    return digest[:32]

@@ -1,0 +1,107 @@
+"""The rep read model: the Redis layout (one place that names every key), the profile a
+rep reads, and how a profile is stored (a hash of JSON values, one per field).
+
+The dataflow writes it; the rep service reads it. Fields are only ever added.
+
+>>> view = {"person": "dana@acme.com", "grade": "A1", "top_signals": [["pricing_page", 10.0]]}
+>>> decode_profile({k.encode(): v for k, v in encode_profile(view).items()}) == view
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from contracts import codec
+
+
+class ProfileView(TypedDict):
+    """A person's profile as reps read it (Redis hash, profile API, alert payload)."""
+
+    person: str
+    email: str | None
+    name: str | None
+    title: str | None
+    company: str | None
+    company_size: Any
+    industry: str | None
+    country: str | None
+    account: str | None
+    owner: str | None
+    # The strongest proof a source gave of who this is (`server`, `signed`, `form_fill`...).
+    recognized_by: str | None
+    grade: str
+    fit: float
+    engagement: float
+    sales_ready: bool
+    # Event time (epoch ms) the scores are as of, and of the person's last signal.
+    as_of: int
+    last_seen: int
+    # [label, points] pairs: why the fit is what it is; the biggest engagement contributions.
+    fit_reasons: list[list[Any]]
+    top_signals: list[list[Any]]
+    # [event time ms, what happened], newest first.
+    activity: list[list[Any]]
+    machine_signals: dict[str, int]
+
+
+def encode_profile(view: ProfileView | dict[str, Any]) -> dict[str, bytes]:
+    """A profile view as Redis hash fields, each holding one JSON value."""
+    return {field: codec.dumps(value) for field, value in view.items()}
+
+
+def decode_profile(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """The inverse of `encode_profile`."""
+    return {field.decode(): codec.loads(value) for field, value in fields.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Keys under one prefix (`dbl` by default; tests use their own).
+
+    >>> RedisKeys("dbl").profile("dana@acme.com")
+    'dbl:profile:dana@acme.com'
+    """
+
+    prefix: str
+
+    def profile(self, person: str) -> str:
+        """Hash: the person's profile, one JSON value per field."""
+        return f"{self.prefix}:profile:{person}"
+
+    @property
+    def hot_leads(self) -> str:
+        """Sorted set: known contacts by engagement."""
+        return f"{self.prefix}:leads:hot"
+
+    def rep_alerts(self, rep: str) -> str:
+        """Stream: the alerts delivered to one rep, oldest first."""
+        return f"{self.prefix}:alerts:{rep}"
+
+    def throttle(self, key: str) -> str:
+        """String with a TTL: event time of the last alert of a kind for a lead and rep."""
+        return f"{self.prefix}:throttle:{key}"
+
+    def rep_recent(self, rep: str) -> str:
+        """Sorted set: the rep's leads by their last signal (epoch ms), for "hot now"."""
+        return f"{self.prefix}:rep:{rep}:recent"
+
+    @property
+    def webhook_due(self) -> str:
+        """Sorted set: webhook job ids by when to (re)try them (epoch ms, wall clock)."""
+        return f"{self.prefix}:webhooks:due"
+
+    @property
+    def webhook_jobs(self) -> str:
+        """Hash: webhook job id -> the job (JSON: alert, rep, webhook, attempt, last error)."""
+        return f"{self.prefix}:webhooks:jobs"
+
+    @property
+    def webhook_dead(self) -> str:
+        """List: webhook jobs that failed every attempt, newest first (JSON)."""
+        return f"{self.prefix}:webhooks:dead"
+
+    def delivered(self, alert_id: str) -> str:
+        """String with a TTL: marks an alert id as delivered (makes delivery idempotent)."""
+        return f"{self.prefix}:delivered:{alert_id}"

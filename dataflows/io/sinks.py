@@ -1,0 +1,185 @@
+"""Where the dataflow's results go: the rep read model in Redis, and Kafka topics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis
+from bytewax.connectors.kafka import KafkaSinkMessage
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaError, Producer
+
+from config.routing import Routing, route
+from contracts.envelope import ANONYMOUS_PREFIX
+from contracts.read_model import RedisKeys, encode_profile
+from dataflows.io import metrics
+
+log = logging.getLogger("dbl.dataflow")
+
+ANONYMOUS_PROFILE_TTL_S = 90 * 86_400
+RECENT_KEPT_MS = 86_400_000
+REDIS_RETRY_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWrite:
+    """Replace a person's profile in the read model, or delete it (`view is None`)."""
+
+    person: str
+    view: dict[str, Any] | None
+
+
+class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
+    def __init__(self, client: redis.Redis, keys: RedisKeys, routing: Routing) -> None:
+        self._client = client
+        self._keys = keys
+        self._routing = routing
+
+    def write_batch(self, items: list[ProfileWrite]) -> None:
+        """Write the batch, waiting out Redis outages: the dataflow keeps its place (a
+        replayed batch writes the same values again)."""
+        while True:
+            try:
+                self._write(items)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                metrics.REDIS_RETRIES.inc()
+                log.warning("Redis unavailable, retrying %d profile writes: %s", len(items), exc)
+                time.sleep(REDIS_RETRY_S)
+
+    def _write(self, items: list[ProfileWrite]) -> None:
+        # One pipeline per batch: one round trip however many profiles changed.
+        pipe = self._client.pipeline(transaction=False)
+        for item in items:
+            key = self._keys.profile(item.person)
+            if item.view is None:
+                pipe.delete(key)
+                pipe.zrem(self._keys.hot_leads, item.person)
+                if not item.person.startswith(ANONYMOUS_PREFIX):
+                    # Merged away or forgotten: off every rep's "hot now" list too.
+                    for rep in self._routing.reps:
+                        pipe.zrem(self._keys.rep_recent(rep), item.person)
+                continue
+            pipe.delete(key)
+            pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]
+            if item.person.startswith(ANONYMOUS_PREFIX):
+                # Nobody may ever claim this visitor: let the read model forget them.
+                pipe.expire(key, ANONYMOUS_PROFILE_TTL_S)
+            else:
+                pipe.zadd(self._keys.hot_leads, {item.person: item.view["engagement"]})
+                self._index_for_rep(pipe, item.view)
+        pipe.execute()
+
+    def _index_for_rep(self, pipe: redis.client.Pipeline, view: dict[str, Any]) -> None:
+        """The rep's recent leads, for the live page's "hot now" list (a day is kept)."""
+        recent = self._keys.rep_recent(route(view, self._routing))
+        pipe.zadd(recent, {view["person"]: view["last_seen"]})
+        pipe.zremrangebyscore(recent, "-inf", view["last_seen"] - RECENT_KEPT_MS)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RedisProfileSink(DynamicSink[ProfileWrite]):
+    """Writes profile views as hashes `<prefix>:profile:<person>` and the hot-lead index.
+
+    >>> routing = load_routing(CONFIG_DIR / "routing.toml")
+    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"), routing)
+    """
+
+    def __init__(self, url: str, keys: RedisKeys, routing: Routing) -> None:
+        self._url = url
+        self._keys = keys
+        self._routing = routing
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisProfilePartition:
+        """One Redis connection per worker."""
+        return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys, self._routing)
+
+
+KAFKA_RETRY_S: Final = 1.0
+# How long the producer keeps trying one message before reporting it failed: the sink then
+# logs and sends it again (nothing is dropped), so this only paces the warnings.
+MESSAGE_TIMEOUT_MS: Final = 30_000
+
+
+class _ReliableKafkaPartition(StatelessSinkPartition[KafkaSinkMessage[Any, Any]]):
+    def __init__(self, config: dict[str, Any], topic: str) -> None:
+        self._config = config
+        self._topic = topic
+        self._producer = Producer(config)
+
+    def write_batch(self, items: list[KafkaSinkMessage[Any, Any]]) -> None:
+        """Produce the batch and wait until the broker acknowledged every message; from the
+        first failed one on, the rest is sent again (in order) until it is."""
+        pending = items
+        while pending:
+            failed_at = self._produce_all(pending)
+            if failed_at is None:
+                return
+            pending = pending[failed_at:]
+            metrics.KAFKA_RETRIES.inc()
+            log.warning(
+                "broker did not take %d messages for %s, retrying", len(pending), self._topic
+            )
+            time.sleep(KAFKA_RETRY_S)
+
+    def _produce_all(self, items: list[KafkaSinkMessage[Any, Any]]) -> int | None:
+        """Produce and flush; the index of the first message that failed, if any."""
+        failures: list[int] = []
+        fatal = False
+
+        def acknowledged(index: int, error: KafkaError | None) -> None:
+            nonlocal fatal
+            if error is not None:
+                failures.append(index)
+                fatal = fatal or error.fatal()
+
+        for index, message in enumerate(items):
+            self._produce(message, lambda err, _msg, i=index: acknowledged(i, err))
+        self._producer.flush()
+        if fatal:
+            # An idempotent producer whose id the broker forgot (e.g. a memory-only broker
+            # restarted) cannot go on: start a new one.
+            self._producer = Producer(self._config)
+        return min(failures) if failures else None
+
+    def _produce(self, message: KafkaSinkMessage[Any, Any], on_delivery: Any) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic, message.value, message.key, on_delivery=on_delivery
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # the local queue is full: let deliveries drain
+
+    def close(self) -> None:
+        self._producer.flush()
+
+
+class ReliableKafkaSink(DynamicSink[KafkaSinkMessage[Any, Any]]):
+    """A Kafka topic that loses nothing: every message waits for all replicas (acks=all),
+    is never duplicated by the producer's own retries (idempotence), and is sent again until
+    the broker takes it (Bytewax's KafkaSink drops what the broker refused). While the broker
+    is down the dataflow waits here and keeps its place.
+
+    >>> sink = ReliableKafkaSink("127.0.0.1:9092", "dbl.alerts")
+    """
+
+    def __init__(self, brokers: str, topic: str) -> None:
+        self._config = {
+            "bootstrap.servers": brokers,
+            "acks": "all",
+            "enable.idempotence": "true",
+            "linger.ms": "5",
+            "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+        }
+        self._topic = topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ReliableKafkaPartition:
+        """One producer per worker."""
+        return _ReliableKafkaPartition(self._config, self._topic)

@@ -1,0 +1,261 @@
+"""A person's compact profile and how signals update it. Pure: no I/O, no Bytewax.
+
+The same functions score an anonymous cookie (in the identity step) and a known contact
+(in the score step), so a cookie's history moves into its contact unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from config.scoring import ScoringModel
+from contracts.envelope import Envelope
+from dataflows.rules.scoring import (
+    Engagement,
+    Fit,
+    Given,
+    campaign_name,
+    capped_points,
+    fit_score,
+    grade,
+    is_sales_ready,
+    matching_rules,
+    merge_given,
+)
+from dataflows.rules.trust import how_recognized, may_set, rank, stronger
+
+ACTIVITY_LENGTH: Final = 20
+TOP_CONTRIBUTIONS: Final = 5
+# Calls that say who someone is, not that they are on the site.
+NOT_PRESENCE: Final = frozenset({"identify", "alias", "group", "forget"})
+# Identify traits kept on the profile (fit reads them; reps see them).
+KEPT_TRAITS: Final = (
+    *("title", "company", "company_size", "industry", "country", "phone", "owner"),
+    *("budget", "authority", "need", "timeframe"),
+)
+
+
+@dataclass(slots=True)
+class Profile:
+    """Everything kept about one person (a contact, or an anonymous cookie)."""
+
+    person: str
+    engagement: Engagement = field(default_factory=Engagement)
+    traits: dict[str, Any] = field(default_factory=dict)
+    # Recent meaningful actions, oldest first: (event time ms, what happened).
+    activity: list[tuple[int, str]] = field(default_factory=list)
+    last_seen: int = 0
+    # Points each capped rule gave on each recent UTC day (`scoring.capped_points`).
+    given_today: Given = field(default_factory=dict)
+    # Sessions (event time): the current one's start, and the last web signal.
+    session_start: int = 0
+    last_web: int = 0
+    # Key actions already alerted: action id -> the session it fired in.
+    key_actions: dict[str, int] = field(default_factory=dict)
+    sales_ready: bool = False
+    # How many times this lead entered sales-ready, and when (receive time) the lead began:
+    # together they make alert ids deterministic, and unique even for a key that becomes a
+    # lead again after a merge or a forget.
+    crossings: int = 0
+    since: int = 0
+    # When a sales-ready lead's engagement will have decayed out of sales-ready.
+    cooling_at: int | None = None
+    # Email timing, to tell scanners from people: campaign -> delivered at; last clicks.
+    delivered: dict[str, int] = field(default_factory=dict)
+    email_clicks: list[int] = field(default_factory=list)
+    # Signals kept out of the score because a machine made them, by reason.
+    machine_signals: dict[str, int] = field(default_factory=dict)
+    # The fit last computed, and the trait values it was computed from.
+    fit_memo: tuple[tuple[Any, ...], Fit] | None = None
+    # How strongly the source that set each trait proved who it was (`dataflows/rules/trust.py`).
+    trust: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """A profile's scores at one event time."""
+
+    at: int
+    fit: Fit
+    engagement: float
+    grade: str
+    sales_ready: bool
+    contributions: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What one signal meant for the person's sessions (all in event time)."""
+
+    late: bool
+    new_session: bool
+    new_web_session: bool
+
+
+def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
+    """Record one signal: engagement points, explicit traits, sessions and the timeline."""
+    ts = signal["ts"]
+    touch = _touch_sessions(profile, signal, model)
+    for rule in matching_rules(signal, model):
+        points = capped_points(rule, ts, profile.given_today)
+        if points:
+            profile.engagement.add(rule.id, points, ts, model.half_lives)
+    _update_traits(profile, signal)
+    _record_activity(profile, ts, describe(signal))
+    return touch
+
+
+def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
+    ts, gap = signal["ts"], model.alerts.live_visit.session_gap_ms
+    late = is_late(signal, model)
+    new_session = not late and ts - profile.last_seen > gap
+    is_web = is_presence(signal)
+    new_web_session = not late and is_web and ts - profile.last_web > gap
+    if new_session:
+        profile.session_start = ts
+    profile.last_seen = max(profile.last_seen, ts)
+    if is_web:
+        profile.last_web = max(profile.last_web, ts)
+    return Touch(late, new_session, new_web_session)
+
+
+def is_presence(signal: Envelope) -> bool:
+    """A browser signal on the website (a page view, a click or form sent while a page is
+    open): the person is on the site. A server's call (a CRM sync) or an identify, alias
+    or group call never is."""
+    return (
+        signal["channel"] == "web"
+        and signal["trust"] != "server"
+        and signal["type"] not in NOT_PRESENCE
+    )
+
+
+def is_late(signal: Envelope, model: ScoringModel) -> bool:
+    """A signal that arrived later than the configured lateness after it happened."""
+    return signal["received_at"] - signal["ts"] > model.alerts.late_after_ms
+
+
+def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
+    """Fold a history into a contact's profile: a cookie's anonymous one (once per link), or
+    another contact key's own record (once per trusted merge)."""
+    profile.engagement.merge(history.engagement, model.half_lives)
+    merge_given(profile.given_today, history.given_today)
+    _absorb_traits(profile, history)
+    merged = sorted(profile.activity + history.activity)
+    profile.activity = merged[-ACTIVITY_LENGTH:]
+    profile.last_seen = max(profile.last_seen, history.last_seen)
+    profile.last_web = max(profile.last_web, history.last_web)
+    profile.session_start = max(profile.session_start, history.session_start)
+    for reason, count in history.machine_signals.items():
+        profile.machine_signals[reason] = profile.machine_signals.get(reason, 0) + count
+
+
+def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
+    """Fit, engagement, grade and sales-readiness as of event time `at` (never earlier
+    than the latest signal: a late signal is judged with everything known)."""
+    at = max(at, profile.engagement.as_of)
+    fit = _fit(profile, model)
+    contributions = profile.engagement.contributions(at, model.half_lives)
+    engagement = max(0.0, sum(contributions.values()))
+    top = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:TOP_CONTRIBUTIONS]
+    return Assessment(
+        at=at,
+        fit=fit,
+        engagement=engagement,
+        grade=grade(fit.score, engagement, model.grid),
+        sales_ready=is_sales_ready(
+            fit.score, engagement, model.grid, was_ready=profile.sales_ready
+        ),
+        contributions=tuple((model.labels.get(k, k), v) for k, v in top),
+    )
+
+
+def _fit(profile: Profile, model: ScoringModel) -> Fit:
+    """Fit changes only with the traits it reads: recompute only then."""
+    key = tuple(profile.traits.get(trait) for trait in model.fit_traits)
+    if profile.fit_memo is None or profile.fit_memo[0] != key:
+        profile.fit_memo = (key, fit_score(profile.traits, model))
+    return profile.fit_memo[1]
+
+
+def describe(signal: Envelope) -> str:
+    """One line a rep can read: what the person did."""
+    page = signal["context"].get("page") or {}
+    kind = signal["type"]
+    if kind in ("page", "screen"):
+        return f"Viewed {page.get('path') or page.get('url') or 'a page'}"
+    if kind == "email_open":
+        return f"Opened email {_campaign(signal)}".rstrip()
+    if kind == "email_click":
+        return f"Clicked email {_campaign(signal)}".rstrip()
+    if kind == "form_submit":
+        return f"Submitted form {signal['props'].get('form_id') or ''}".rstrip()
+    if kind == "identify":
+        return "Identified"
+    return str(signal["event"] or kind)
+
+
+def _campaign(signal: Envelope) -> str:
+    name = campaign_name(signal)
+    return f"'{name}'" if name else ""
+
+
+def _update_traits(profile: Profile, signal: Envelope) -> None:
+    """Keep the signal's traits its proof allows: never over a stronger source's value."""
+    how = how_recognized(signal)
+    props = signal["props"]
+    if signal["type"] in ("identify", "form_submit"):
+        for key in KEPT_TRAITS:
+            value = props.get(key)
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                _set_trait(profile, key, value, how)
+    traits, trust = profile.traits, profile.trust
+    for key in ("email", "name", "account"):
+        value = signal[key]  # type: ignore[literal-required]
+        # Most signals repeat what the profile holds, from a source as strong: nothing to do.
+        if value and (traits.get(key) != value or trust.get(key) != how):
+            _set_trait(profile, key, value, how)
+
+
+def _set_trait(profile: Profile, key: str, value: Any, how: str) -> None:
+    if may_set(key, how, profile.trust.get(key)):
+        _put_trait(profile, key, value, how)
+
+
+def _put_trait(profile: Profile, key: str, value: Any, how: str | None) -> None:
+    """Keep a trait and the proof that set it (none for state kept before traits had one);
+    the email's domain follows the email."""
+    profile.traits[key] = value
+    if how is not None:
+        profile.trust[key] = how
+    if key == "email":
+        profile.traits["email_domain"] = str(value).rpartition("@")[2]
+
+
+def _absorb_traits(profile: Profile, history: Profile) -> None:
+    """A history's traits join where the profile has none, or where a stronger source set
+    them; `recognized_by` keeps the stronger proof."""
+    traits = profile.traits
+    for key, value in history.traits.items():
+        how = history.trust.get(key)
+        if key == "recognized_by":
+            traits[key] = stronger(traits.get(key), value)
+        elif key == "email_domain":
+            continue  # follows the email
+        elif key not in traits:
+            _put_trait(profile, key, value, how)
+        elif how is not None and rank(how) > rank(profile.trust.get(key)):
+            _set_trait(profile, key, value, how)
+
+
+def recognize(profile: Profile, how: str) -> None:
+    """Note how the person behind a signal was recognized: the strongest proof stays."""
+    profile.traits["recognized_by"] = stronger(profile.traits.get("recognized_by"), how)
+
+
+def _record_activity(profile: Profile, ts: int, what: str) -> None:
+    profile.activity.append((ts, what))
+    if len(profile.activity) > 1 and profile.activity[-2][0] > ts:
+        profile.activity.sort()
+    del profile.activity[:-ACTIVITY_LENGTH]

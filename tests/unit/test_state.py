@@ -1,0 +1,165 @@
+"""The format of per-key state (`dataflows/state.py`): golden bytes per persisted class,
+state packed by the previous layout restores, state from a newer release is refused.
+
+Golden bytes change only on purpose: `DBL_REGENERATE_GOLDEN=1 pytest tests/unit/test_state.py`
+rewrites `tests/unit/state/golden.json`; a diff there in review is a format change."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.scoring import load_scoring_model
+from config.settings import Settings
+from dataflows.ordering.buffer import Progress, ReorderBuffer, Sequenced, Watermarks
+from dataflows.rules.accounts import Account
+from dataflows.rules.contact_routes import ContactRoutes
+from dataflows.rules.dedupe import SeenIds
+from dataflows.rules.identity import Cookie, ToContact, resolve
+from dataflows.rules.leads import LeadUpdate
+from dataflows.rules.merges import (
+    ContactGraph,
+    Dissolve,
+    Erase,
+    Forget,
+    ForLead,
+    Join,
+    Merge,
+    Move,
+    Rejoin,
+)
+from dataflows.rules.profile import Profile, apply_signal, assess
+from dataflows.rules.scoring import Engagement, Fit
+from dataflows.state import CODES, FORMAT, pack, unpack
+from dataflows.steps.identify import pack_identity, unpack_identity
+from tests.conftest import envelope, page_view
+
+MODEL = load_scoring_model(Settings().config_dir / "scoring.toml")
+STATE = Path(__file__).parent / "state"
+GOLDEN = STATE / "golden.json"
+SIGNAL: Any = {"id": "e1", "type": "page", "ts": 1, "received_at": 2}
+
+
+def samples() -> dict[str, object]:
+    """One fixed instance of every persisted class."""
+    move = Move("bo@acme.com", "u-1", ("bo@acme.com",))
+    to_contact = ToContact("u-1", SIGNAL, "server", linked_at=(2, 1, "e1"))
+    return {
+        "SeenIds": SeenIds({7: 1_000}, 1),
+        "Cookie": Cookie("u-1", "server", None, (2, 1, "e1")),
+        "Profile": Profile("u-1", Engagement(5, {"page_view": 1.5}), {"title": "VP"}),
+        "Engagement": Engagement(5, {"page_view": 1.5}),
+        "Fit": Fit(40.0, (("title", 40.0),)),
+        "Account": Account({"u-1": 3.0}, 3.0, {"u-1": 5}, False, 0),
+        "Progress": Progress("events-0", 10, 1, 2),
+        "Sequenced": Sequenced((2, 1, "e1", "u-1"), ("u-1", None)),
+        "Watermarks": Watermarks(frozenset({"events-0@0"}), {"events-0@0": 10}),
+        "ReorderBuffer": ReorderBuffer([((2, 1, "e1", "u-1"), 0, None)], 1, 1),
+        "ContactGraph": ContactGraph({"bo@acme.com": "u-1"}, {"u-1": ["bo@acme.com", "u-1"]}),
+        "ToContact": to_contact,
+        "Merge": Merge("bo@acme.com", "u-1", SIGNAL),
+        "Forget": Forget("u-1", SIGNAL),
+        "ForLead": ForLead("u-1", to_contact),
+        "LeadUpdate": LeadUpdate({"person": "u-1"}, [], (2, 1, "e1", "u-1")),
+        "Rejoin": Rejoin(move, "bo@acme.com", SIGNAL),
+        "Erase": Erase("u-1", "bo@acme.com", SIGNAL),
+        "Join": Join("u-1", "bo@acme.com", None, SIGNAL),
+        "Dissolve": Dissolve(SIGNAL, True),
+        "Move": move,
+        "ContactRoutes": ContactRoutes(ContactGraph(), {9: (2, 1, "e1")}),
+    }
+
+
+def test_every_persisted_class_has_a_sample_and_a_code_of_its_own():
+    assert sorted(samples()) == sorted(cls.__name__ for cls in CODES.values())
+    assert len(set(CODES.values())) == len(CODES)
+    for cls in CODES.values():
+        assert dataclasses.is_dataclass(cls)
+        assert pickle.loads(pickle.dumps(cls)) is cls
+
+
+def test_every_sample_packs_to_its_golden_bytes_and_back():
+    packed = {name: pack(sample).hex() for name, sample in samples().items()}
+    if os.environ.get("DBL_REGENERATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(packed, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    for name, sample in samples().items():
+        assert packed[name] == golden[name], f"the packed format of {name} changed"
+        assert unpack(bytes.fromhex(golden[name])) == sample
+        assert b"dataflows" not in bytes.fromhex(golden[name]), "classes go by code, not path"
+
+
+def _plain(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _subset(expected: Any, found: Any) -> None:
+    """Every field the old layout had holds the same value (new fields are extra)."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        for key, value in expected.items():
+            _subset(value, found[key])
+    else:
+        assert found == expected
+
+
+@pytest.mark.parametrize("step", ["identify", "score", "rollup_account"])
+def test_state_packed_by_the_previous_layout_restores(step):
+    """`state/layout-0/` holds each step's state as the previous layout packed it (a bare
+    pickle, no format byte; `Account` named by its old module path)."""
+    restored = unpack((STATE / "layout-0" / f"{step}.pickle").read_bytes())
+    expected = json.loads((STATE / "layout-0" / "expected.json").read_text())[step]
+    _subset(expected, _plain(restored))
+    assert unpack(pack(restored)) == restored
+
+
+def test_a_restored_lead_goes_on_scoring():
+    dana = unpack((STATE / "layout-0" / "score.pickle").read_bytes())
+    before = dana.engagement.points["pricing_page"]
+    apply_signal(dana, page_view("/pricing", user_id=dana.person, ts=dana.last_seen + 1), MODEL)
+    assert dana.engagement.points["pricing_page"] > before
+
+
+def test_a_profile_packed_by_release_0_1_0_restores_with_the_new_fields_defaulted():
+    """`state/profile-0.1.0.pickle` was packed by release 0.1.0 (before `trust`)."""
+    dana = unpack((STATE / "profile-0.1.0.pickle").read_bytes())
+    assert dana.traits["owner"] == "alex"
+    assert dana.trust == {}
+    apply_signal(dana, envelope(type="identify", props={"owner": "sam"}), MODEL)
+    assert dana.traits["owner"] == "alex", "a browser claim still never sets the owner"
+    assert unpack(pack(dana)) == dana
+
+
+def test_state_from_a_newer_release_is_refused_with_the_reason():
+    newer_format = bytes([FORMAT + 1]) + pack(SeenIds())[1:]
+    with pytest.raises(pickle.UnpicklingError, match="newer release"):
+        unpack(newer_format)
+    more_fields = (*dataclasses.astuple(SeenIds()), "a field this release does not know")
+    with pytest.raises(pickle.UnpicklingError, match="written by a newer release"):
+        SeenIds.__new__(SeenIds).__setstate__(more_fields)  # type: ignore[attr-defined]
+
+
+def test_a_visitors_state_packs_small_and_unpacks_equal():
+    seen, cookie = SeenIds(), Cookie()
+    for path in ("/blog/lead-scoring", "/pricing"):
+        signal = page_view(path)
+        seen.first_time(signal["id"], signal["received_at"], 86_400_000)
+        resolve(cookie, "cookie-1", signal, MODEL)
+    assert cookie.history is not None
+    assess(cookie.history, cookie.history.last_seen, MODEL)  # fills the fit memo too
+
+    packed = pack_identity(seen, cookie)
+    assert unpack_identity(packed) == (seen, cookie)
+    assert b"engagement" not in packed  # no field names
+    assert len(packed) < 400
