@@ -16,7 +16,7 @@ from alerts.outbox import job_id, new_job
 from alerts.routing import push_at, throttle_key
 from config.routing import Routing, route
 from config.settings import Settings
-from contracts import codec
+from contracts import codec, kafka
 from contracts.read_model import RedisKeys
 from runtime import failpoints
 from runtime.worker import BackgroundWorker
@@ -131,13 +131,10 @@ class AlertConsumer(BackgroundWorker):
 
     def _run(self) -> None:
         consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.brokers,
-                "group.id": self._settings.dispatcher_group,
-                "enable.auto.commit": False,
-                # The broker's default 500 ms fetch wait would delay every alert.
-                "fetch.wait.max.ms": 5,
-            }
+            kafka.consumer_config(
+                self._settings.brokers,
+                **{"group.id": self._settings.dispatcher_group, "enable.auto.commit": False},
+            )
         )
         try:
             consumer.assign(self._partitions(consumer))

@@ -24,7 +24,7 @@ from bytewax.outputs import Sink
 from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
-from contracts import codec
+from contracts import codec, dead_letters
 from contracts.envelope import Envelope, InvalidEvent, decode, partition_key
 from contracts.read_model import RedisKeys
 from dataflows.guard import Failure
@@ -76,15 +76,10 @@ def dead_letter(rejected: Rejected) -> KafkaSinkMessage[bytes | None, bytes]:
     """The DLQ record: the reason, the coordinates and (a prefix of) the bad value."""
     msg = rejected.message
     raw = (msg.value or b"").decode("utf-8", "replace")[:MAX_DLQ_VALUE_CHARS]
-    record = {
-        "reason": rejected.reason,
-        "step": "decode",
-        "topic": msg.topic,
-        "partition": msg.partition,
-        "offset": msg.offset,
-        "value": raw,
-    }
-    return KafkaSinkMessage(msg.key, codec.dumps(record))
+    where = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+    return KafkaSinkMessage(
+        msg.key, dead_letters.dead_letter(rejected.reason, "decode", raw, **where)
+    )
 
 
 def failed_letter(kv: tuple[str, Failure]) -> KafkaSinkMessage[bytes | None, bytes]:
@@ -92,13 +87,9 @@ def failed_letter(kv: tuple[str, Failure]) -> KafkaSinkMessage[bytes | None, byt
     prefix of) what the signal carried."""
     key, failed = kv
     item = failed.item or {}
-    record = {
-        "reason": failed.reason,
-        "step": failed.step,
-        "id": item.get("id"),
-        "value": codec.dumps(item).decode()[:MAX_DLQ_VALUE_CHARS],
-    }
-    return KafkaSinkMessage(key.encode(), codec.dumps(record))
+    value = codec.dumps(item).decode()[:MAX_DLQ_VALUE_CHARS]
+    record = dead_letters.dead_letter(failed.reason, failed.step, value, id=item.get("id"))
+    return KafkaSinkMessage(key.encode(), record)
 
 
 def _is_failure(kv: tuple[str, Any]) -> bool:

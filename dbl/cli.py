@@ -20,7 +20,7 @@ from config.routing import load_routing
 from config.secrets import refuse_demo_secrets
 from config.settings import Settings
 from config.sites import Site, load_sites, site_named
-from contracts import codec, email_links
+from contracts import codec, email_links, kafka
 from contracts.envelope import Envelope, partition_key
 from contracts.errors import DBLError
 from dbl import demo
@@ -97,9 +97,7 @@ def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
         for error in errors:
             print(f"  {error}", file=sys.stderr)
         return 1
-    producer = Producer(
-        {"bootstrap.servers": settings.brokers, "acks": "all", "enable.idempotence": True}
-    )
+    producer = Producer(kafka.producer_config(settings.brokers))
     failures: list[str] = []
 
     def produce(envelope: Envelope) -> None:

@@ -6,6 +6,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.settings import Settings
+from contracts import kafka
 from contracts.errors import DBLError
 
 TIMEOUT_S = 15.0
@@ -22,7 +23,7 @@ def ensure_topics(settings: Settings) -> None:
         NewTopic(settings.alerts_topic, settings.events_partitions, 1),
         NewTopic(settings.dlq_topic, 1, 1),
     ]
-    admin = AdminClient({"bootstrap.servers": settings.brokers})
+    admin = AdminClient(kafka.admin_config(settings.brokers))
     for name, future in admin.create_topics(wanted, request_timeout=TIMEOUT_S).items():
         try:
             future.result(TIMEOUT_S)

@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from contracts import kafka
 from contracts.errors import DBLError
 
 # While the broker is down, check this often whether it is back.
@@ -68,19 +69,19 @@ class _Pending:
 def producer_config(brokers: str, timeout_s: float) -> dict[str, Any]:
     """The collector's producer settings: every record stored by all replicas (acks=all),
     never duplicated by the producer's own retries, given up after `timeout_s`."""
-    return {
-        "bootstrap.servers": brokers,
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 2,
-        "message.timeout.ms": int(timeout_s * 1000),
-        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-        "reconnect.backoff.max.ms": 1000,
-        # What waits for the broker is bounded (librdkafka's default is 1 GiB): when it is
-        # full, a request gets a 503 rather than the process growing.
-        "queue.buffering.max.kbytes": 64 * 1024,
-        "queue.buffering.max.messages": 100_000,
-    }
+    return kafka.producer_config(
+        brokers,
+        **{
+            "linger.ms": 2,
+            "message.timeout.ms": int(timeout_s * 1000),
+            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+            "reconnect.backoff.max.ms": 1000,
+            # What waits for the broker is bounded (librdkafka's default is 1 GiB): when it
+            # is full, a request gets a 503 rather than the process growing.
+            "queue.buffering.max.kbytes": 64 * 1024,
+            "queue.buffering.max.messages": 100_000,
+        },
+    )
 
 
 class EventProducer:

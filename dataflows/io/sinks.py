@@ -13,6 +13,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 
 from config.routing import Routing, route
+from contracts import kafka
 from contracts.envelope import ANONYMOUS_PREFIX
 from contracts.read_model import RedisKeys, encode_profile
 from dataflows.io import metrics
@@ -171,13 +172,7 @@ class ReliableKafkaSink(DynamicSink[KafkaSinkMessage[Any, Any]]):
     """
 
     def __init__(self, brokers: str, topic: str) -> None:
-        self._config = {
-            "bootstrap.servers": brokers,
-            "acks": "all",
-            "enable.idempotence": "true",
-            "linger.ms": "5",
-            "message.timeout.ms": MESSAGE_TIMEOUT_MS,
-        }
+        self._config = kafka.producer_config(brokers, **{"message.timeout.ms": MESSAGE_TIMEOUT_MS})
         self._topic = topic
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ReliableKafkaPartition:

@@ -13,17 +13,8 @@ from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
+from contracts import kafka
 from dataflows.ordering.buffer import Progress
-
-CONSUMER_CONFIG = {
-    # Do not let the broker hold a fetch open waiting for more data (its default is 500 ms,
-    # which would be added to every alert's latency).
-    "fetch.wait.max.ms": "5",
-    # A resumed offset the log no longer holds (retention passed it, or a memory-only broker
-    # restarted empty): read what the log has rather than skip to its end.
-    "auto.offset.reset": "earliest",
-}
-
 
 WATERMARK_TIMEOUT_S = 1.0
 
@@ -67,13 +58,15 @@ class EventsSource(KafkaSource):
     """
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__([settings.brokers], [settings.events_topic], add_config=CONSUMER_CONFIG)
+        config = kafka.consumer_config(settings.brokers)
+        del config["bootstrap.servers"]  # KafkaSource sets it from its brokers
+        super().__init__([settings.brokers], [settings.events_topic], add_config=config)
         self._bootstrap = settings.brokers
         self._topic = settings.events_topic
 
     def list_parts(self) -> list[str]:
         """Each partition of the events topic, named as KafkaSource names them."""
-        metadata = AdminClient({"bootstrap.servers": self._bootstrap}).list_topics(self._topic)
+        metadata = AdminClient(kafka.admin_config(self._bootstrap)).list_topics(self._topic)
         return [
             f"{index}-{self._topic}" for index in sorted(metadata.topics[self._topic].partitions)
         ]

@@ -1,0 +1,1 @@
+"""The collector's endpoint groups; each lists its routes (`routes()`)."""
