@@ -240,7 +240,7 @@ def main() -> None:
                 except BufferError:
                     producer.poll(0.05)
         producer.flush(60)
-        model = load_scoring_model(settings.config_dir / "scoring.toml")
+        model = load_scoring_model(settings.scoring_path)
         values = [value for _, value in events]
         results: dict[str, float] = {}
 

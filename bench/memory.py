@@ -156,8 +156,8 @@ class PeakMemory:
 def plain_states(visitors: int, contacts: int) -> dict[str, tuple[SeenIds, Cookie]]:
     """What the identity step keeps per cookie, built by the pure logic into a plain dict."""
     settings = Settings()
-    model = load_scoring_model(settings.config_dir / "scoring.toml")
-    window = int(settings.dedupe_window_s * 1000)
+    model = load_scoring_model(settings.scoring_path)
+    window = model.identity.dedupe_window_ms
     states: dict[str, tuple[SeenIds, Cookie]] = {}
     for signal in signals(visitors, contacts):
         anon = str(signal["anon_id"])

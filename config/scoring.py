@@ -8,6 +8,7 @@ from pathlib import Path
 from config.toml import Table
 
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 FREE_MAIL_FILE = "free_mail.txt"
 
@@ -105,6 +106,17 @@ class AlertRules:
     cooling: bool
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityWindows:
+    """How long identity state lasts (both change results, so they live in the model)."""
+
+    # A message id seen again within this (receive time) is a resend, dropped.
+    dedupe_window_ms: int = DAY_MS
+    # An unclaimed cookie idle this long (event time) is forgotten, with its anonymous
+    # profile in the read model; a later signal starts afresh.
+    anonymous_ttl_ms: int = 90 * DAY_MS
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """Everything the pure scoring logic needs, validated."""
@@ -115,6 +127,7 @@ class ScoringModel:
     alerts: AlertRules
     # Consumer mailbox domains: they name no account.
     free_mail: frozenset[str] = frozenset()
+    identity: IdentityWindows = IdentityWindows()
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
     labels: dict[str, str] = field(init=False, compare=False, repr=False)
     # The rules that can match a signal, by its type and its event name (see `candidates`).
@@ -171,7 +184,7 @@ _CELLS = frozenset(f + e for f in (*_FIT_GRADES, "D") for e in (*_ENGAGEMENT_GRA
 def load_scoring_model(path: Path) -> ScoringModel:
     """Read and validate `scoring.toml`; any problem raises a `ConfigError` naming the key."""
     root = Table.load(path)
-    root.only(("engagement", "fit", "grade", "alerts"))
+    root.only(("engagement", "fit", "grade", "alerts", "identity"))
     engagement = tuple(_engagement_rule(t) for t in root.tables("engagement"))
     if not engagement:
         raise root.error("engagement", "needs at least one rule")
@@ -180,7 +193,23 @@ def load_scoring_model(path: Path) -> ScoringModel:
     _unique_ids(root, "fit", [r.id for r in fit])
     free_mail = frozenset(_read_list(root, "(free-mail list)", path.parent / FREE_MAIL_FILE))
     grid = _grid(root.table("grade"))
-    return ScoringModel(engagement, fit, grid, _alert_rules(root.table("alerts")), free_mail)
+    identity = _identity(root.table("identity")) if "identity" in root.data else IdentityWindows()
+    alerts = _alert_rules(root.table("alerts"))
+    return ScoringModel(engagement, fit, grid, alerts, free_mail, identity)
+
+
+def _identity(t: Table) -> IdentityWindows:
+    t.only(("dedupe_window_hours", "anonymous_days"))
+    default = IdentityWindows()
+    return IdentityWindows(
+        dedupe_window_ms=int(
+            t.number("dedupe_window_hours", default.dedupe_window_ms / HOUR_MS, positive=True)
+            * HOUR_MS
+        ),
+        anonymous_ttl_ms=int(
+            t.number("anonymous_days", default.anonymous_ttl_ms / DAY_MS, positive=True) * DAY_MS
+        ),
+    )
 
 
 def _unique_ids(root: Table, name: str, ids: list[str]) -> None:

@@ -55,14 +55,14 @@ class Settings:
     event_limit_per_s: float = field(default=500.0, metadata=_env("DBL_EVENT_LIMIT_PER_S"))
     event_limit_burst: float = field(default=2000.0, metadata=_env("DBL_EVENT_LIMIT_BURST"))
     public_url: str = field(default="http://127.0.0.1:8080", metadata=_env("DBL_PUBLIC_URL"))
-    anonymous_ttl_s: float = field(default=90 * 86_400.0, metadata=_env("DBL_ANONYMOUS_TTL_S"))
-    dedupe_window_s: float = field(default=86_400.0, metadata=_env("DBL_DEDUPE_WINDOW_S"))
     # How far behind the wall clock a caught-up events partition reports its progress: a
     # signal stamped earlier than that but read later is scored out of order, and a
     # caught-up dataflow holds each signal about this long (part of every alert's latency).
     idle_lag_s: float = field(default=0.05, metadata=_env("DBL_IDLE_LAG_S"))
     produce_timeout_s: float = field(default=5.0, metadata=_env("DBL_PRODUCE_TIMEOUT_S"))
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
+    # Where `python -m alerts dispatch` (delivery without the rep API) serves its metrics.
+    delivery_metrics_port: int = field(default=9465, metadata=_env("DBL_DELIVERY_METRICS_PORT"))
     # Fault tests only: the failpoint at which to kill the process (runtime/failpoints.py).
     failpoint: str | None = field(default=None, metadata=_env("DBL_FAILPOINT"))
 
@@ -84,6 +84,12 @@ class Settings:
     def sites_path(self) -> Path:
         """Sites and write keys: DBL_SITES_FILE, else `sites.toml` in the config folder."""
         return Path(self.sites_file) if self.sites_file else self.config_dir / "sites.toml"
+
+    @property
+    def scoring_path(self) -> Path:
+        """The scoring model every process of this deployment reads: `scoring.toml` in the
+        config folder."""
+        return self.config_dir / "scoring.toml"
 
     @property
     def routing_path(self) -> Path:

@@ -184,13 +184,11 @@ def build_flow(
     ...                   alerts=TestingSink([]), dead_letters=TestingSink([]))
     """
     settings = settings or Settings.from_environment()
-    model = load_scoring_model(settings.config_dir / "scoring.toml")
+    model = load_scoring_model(settings.scoring_path)
     # The receive time the stream has got to: `order_leads` moves it; timed decisions (an
     # idle cookie forgotten, a lead cooling) wait for it.
     clock = EventClock()
-    rules = IdentityRules(
-        model, clock, int(settings.dedupe_window_s * 1000), int(settings.anonymous_ttl_s * 1000)
-    )
+    rules = IdentityRules(model, clock)
     flow = Dataflow("dbl")
     failures: list[Stream[Any]] = []
 
@@ -257,6 +255,7 @@ def build_flow(
         settings.redis,
         RedisKeys(settings.redis_prefix),
         load_routing(settings.routing_path),
+        anonymous_ttl_ms=model.identity.anonymous_ttl_ms,
     )
     op.output("profiles_out", writes, redis_sink)
 

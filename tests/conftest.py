@@ -69,6 +69,7 @@ def fresh_settings(bootstrap_servers: str, redis_url: str) -> Settings:
         collector_port=free_port(),
         rep_api_port=free_port(),
         dataflow_metrics_port=free_port(),
+        delivery_metrics_port=free_port(),
         produce_timeout_s=3.0,
         demo=True,  # the shipped demo keys and tokens
     )

@@ -138,7 +138,7 @@ class Reference:
         key = signal["anon_id"] or contact_key(signal["user_id"], signal["email"])
         assert key is not None
         before = self.seen[key].get(signal["id"])
-        window = self.settings.dedupe_window_s * 1000
+        window = self.model.identity.dedupe_window_ms
         if before is not None and abs(signal["received_at"] - before) <= window:
             return False
         self.seen[key][signal["id"]] = signal["received_at"]

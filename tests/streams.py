@@ -110,5 +110,5 @@ def live_stamp(previous: int) -> int:
 def expected(signals: list[Envelope]) -> tuple[dict[str, Any], list[Any]]:
     """The reference's final profiles and alerts for `signals`."""
     settings = Settings()
-    model = load_scoring_model(settings.config_dir / "scoring.toml")
+    model = load_scoring_model(settings.scoring_path)
     return Reference(model, settings).run(signals)

@@ -20,7 +20,6 @@ from dataflows.io import metrics
 
 log = logging.getLogger("dbl.dataflow")
 
-ANONYMOUS_PROFILE_TTL_S = 90 * 86_400
 RECENT_KEPT_MS = 86_400_000
 REDIS_RETRY_S: Final = 1.0
 
@@ -34,7 +33,10 @@ class ProfileWrite:
 
 
 class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
-    def __init__(self, client: redis.Redis, keys: RedisKeys, routing: Routing) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, routing: Routing, anonymous_ttl_s: int
+    ) -> None:
+        self._anonymous_ttl_s = anonymous_ttl_s
         self._client = client
         self._keys = keys
         self._routing = routing
@@ -68,7 +70,7 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
             pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]
             if item.person.startswith(ANONYMOUS_PREFIX):
                 # Nobody may ever claim this visitor: let the read model forget them.
-                pipe.expire(key, ANONYMOUS_PROFILE_TTL_S)
+                pipe.expire(key, self._anonymous_ttl_s)
             else:
                 pipe.zadd(self._keys.hot_leads, {item.person: item.view["engagement"]})
                 self._index_for_rep(pipe, item.view)
@@ -85,20 +87,27 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
 
 
 class RedisProfileSink(DynamicSink[ProfileWrite]):
-    """Writes profile views as hashes `<prefix>:profile:<person>` and the hot-lead index.
+    """Writes profile views as hashes `<prefix>:profile:<person>` and the hot-lead index. An
+    anonymous visitor's profile expires as its state in the dataflow does (the model's
+    anonymous TTL, counted here from its last write).
 
     >>> routing = load_routing(CONFIG_DIR / "routing.toml")
-    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"), routing)
+    >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"), routing,
+    ...                         anonymous_ttl_ms=90 * 86_400_000)
     """
 
-    def __init__(self, url: str, keys: RedisKeys, routing: Routing) -> None:
+    def __init__(
+        self, url: str, keys: RedisKeys, routing: Routing, *, anonymous_ttl_ms: int
+    ) -> None:
         self._url = url
         self._keys = keys
         self._routing = routing
+        self._anonymous_ttl_s = anonymous_ttl_ms // 1000
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisProfilePartition:
         """One Redis connection per worker."""
-        return _RedisProfilePartition(redis.Redis.from_url(self._url), self._keys, self._routing)
+        client = redis.Redis.from_url(self._url)
+        return _RedisProfilePartition(client, self._keys, self._routing, self._anonymous_ttl_s)
 
 
 KAFKA_RETRY_S: Final = 1.0

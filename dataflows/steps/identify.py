@@ -34,8 +34,16 @@ class IdentityRules:
 
     model: ScoringModel
     clock: EventClock
-    dedupe_window_ms: int
-    anonymous_ttl_ms: int
+
+    @property
+    def dedupe_window_ms(self) -> int:
+        """How long a message id is remembered per key (receive time)."""
+        return self.model.identity.dedupe_window_ms
+
+    @property
+    def anonymous_ttl_ms(self) -> int:
+        """How long an unclaimed cookie may idle (event time) before it is forgotten."""
+        return self.model.identity.anonymous_ttl_ms
 
 
 class Identify(DomainStep[Envelope, Outcome | Failure]):

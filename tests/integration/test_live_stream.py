@@ -13,8 +13,15 @@ import redis
 from bench.live_pages import measure
 from config.settings import Settings
 from contracts import codec
-from dbl.embedded import wait_for_port
-from tests.conftest import ProcessFactory, alert, publish
+from dbl.embedded import free_port, wait_for_port
+from tests.conftest import (
+    ProcessFactory,
+    alert,
+    publish,
+    start_module,
+    stop_processes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 SAM = {"authorization": "Bearer demo-token-sam"}
@@ -117,3 +124,31 @@ def test_a_paused_redis_gets_a_fast_503_not_a_500(rep_api: str, redis_client: re
         assert time.monotonic() - started < 3.5
     finally:
         redis_client.execute_command("CLIENT", "UNPAUSE")
+
+
+def test_the_rep_api_and_delivery_run_apart_and_api_replicas_deliver_nothing(
+    settings: Settings, tmp_path, redis_client: redis.Redis
+):
+    """`python -m alerts api` only reads (two replicas deliver no alert twice, and nothing at
+    all without the dispatcher); `python -m alerts dispatch` delivers alone."""
+    second = settings.with_overrides(rep_api_port=free_port())
+    started = [
+        start_module(settings, "alerts", tmp_path / "api-1.log", ["api"]),
+        start_module(second, "alerts", tmp_path / "api-2.log", ["api"]),
+    ]
+    try:
+        for config, process in ((settings, started[0]), (second, started[1])):
+            wait_for_port(config.rep_api_port, process, timeout=20)
+        publish(settings, alert("apart-1"))
+        stream = f"{settings.redis_prefix}:alerts:sam"
+        time.sleep(2.0)
+        assert redis_client.xlen(stream) == 0, "an API replica delivered an alert"
+        started.append(start_module(settings, "alerts", tmp_path / "dispatch.log", ["dispatch"]))
+        wait_until(lambda: redis_client.xlen(stream) == 1, what="the dispatcher's delivery")
+        for port in (settings.rep_api_port, second.rep_api_port):
+            answer = httpx.get(
+                f"http://127.0.0.1:{port}/v1/alerts?rep=sam", headers=SAM, timeout=10
+            )
+            assert [a["id"] for a in answer.json()["alerts"]] == ["apart-1"]
+    finally:
+        stop_processes(started)

@@ -1,0 +1,1 @@
+"""The rep service's endpoint groups; each lists its routes (`routes()`)."""
