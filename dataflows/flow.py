@@ -25,6 +25,7 @@ from config.routing import load_routing
 from config.scoring import ScoringModel, load_scoring_model
 from config.settings import Settings
 from contracts import codec, dead_letters
+from contracts.alerts import Alert
 from contracts.envelope import Envelope, InvalidEvent, decode, partition_key
 from contracts.read_model import RedisKeys
 from dataflows.guard import Failure
@@ -162,7 +163,7 @@ def _contact_write(update: LeadUpdate) -> ProfileWrite:
     return ProfileWrite(update.view["person"], None if update.gone else update.view)
 
 
-def _alert_message(alert: dict[str, Any]) -> KafkaSinkMessage[bytes, bytes]:
+def _alert_message(alert: Alert) -> KafkaSinkMessage[bytes, bytes]:
     metrics.ALERTS.labels(alert["kind"]).inc()
     return KafkaSinkMessage(alert["contact"].encode(), codec.dumps(alert))
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from config.scoring import ScoringModel
 from config.settings import Settings
+from contracts.alerts import Alert
 from contracts.envelope import Envelope, contact_key
+from contracts.read_model import ProfileView
 from dataflows.rules.accounts import Account, account_of_update, account_update
 from dataflows.rules.identity import ToContact, anonymous_person
 from dataflows.rules.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
@@ -43,10 +44,10 @@ class Reference:
     unlinked_from: dict[str, str] = field(default_factory=dict)
     since_forget: dict[tuple[str, str], Profile] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=lambda: defaultdict(Account))
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, ProfileView] = field(default_factory=dict)
     updates: list[LeadUpdate] = field(default_factory=list)
 
-    def run(self, signals: list[Envelope]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def run(self, signals: list[Envelope]) -> tuple[dict[str, ProfileView], list[Alert]]:
         """Final profiles and every alert, for `signals` in stream order."""
         stream = sorted(
             (s for s in signals if s["machine"] is None),

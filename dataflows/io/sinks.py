@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, Producer
 from config.routing import Routing, route
 from contracts import kafka
 from contracts.envelope import ANONYMOUS_PREFIX
-from contracts.read_model import RedisKeys, encode_profile
+from contracts.read_model import ProfileView, RedisKeys, encode_profile
 from dataflows.io import metrics
 
 log = logging.getLogger("dbl.dataflow")
@@ -29,7 +29,7 @@ class ProfileWrite:
     """Replace a person's profile in the read model, or delete it (`view is None`)."""
 
     person: str
-    view: dict[str, Any] | None
+    view: ProfileView | None
 
 
 class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
@@ -76,7 +76,7 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
                 self._index_for_rep(pipe, item.view)
         pipe.execute()
 
-    def _index_for_rep(self, pipe: redis.client.Pipeline, view: dict[str, Any]) -> None:
+    def _index_for_rep(self, pipe: redis.client.Pipeline, view: ProfileView) -> None:
         """The rep's recent leads, for the live page's "hot now" list (a day is kept)."""
         recent = self._keys.rep_recent(route(view, self._routing))
         pipe.zadd(recent, {view["person"]: view["last_seen"]})
@@ -91,6 +91,8 @@ class RedisProfileSink(DynamicSink[ProfileWrite]):
     anonymous visitor's profile expires as its state in the dataflow does (the model's
     anonymous TTL, counted here from its last write).
 
+    >>> from config.routing import load_routing
+    >>> from config.settings import CONFIG_DIR
     >>> routing = load_routing(CONFIG_DIR / "routing.toml")
     >>> sink = RedisProfileSink("redis://127.0.0.1:6379/0", RedisKeys("dbl"), routing,
     ...                         anonymous_ttl_ms=90 * 86_400_000)

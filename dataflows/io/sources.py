@@ -116,7 +116,8 @@ class ProgressSource(FixedPartitionedSource[Any, Any]):
     it has read; a partition that has read all the broker holds reports the wall clock less
     `idle_lag_ms`.
 
-    >>> source = ProgressSource(EventsSource(Settings()), idle_lag_ms=50)
+    >>> settings = Settings(kafka_bootstrap_servers="127.0.0.1:9092")
+    >>> source = ProgressSource(EventsSource(settings), idle_lag_ms=50)
     """
 
     def __init__(self, inner: FixedPartitionedSource[Any, Any], idle_lag_ms: int) -> None:

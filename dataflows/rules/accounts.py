@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from config.scoring import AccountSurge
+from contracts.alerts import Alert
+from contracts.read_model import ProfileView
 from dataflows.rules.alerting import make_alert
 from dataflows.rules.leads import LeadUpdate
 from dataflows.rules.trust import is_verified
@@ -23,7 +24,7 @@ class Account:
     surges: int = 0
 
 
-def roll_up(account: Account, view: dict[str, Any], rule: AccountSurge) -> dict[str, Any] | None:
+def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | None:
     """Fold a contact's new view into its account; returns an `account_surge` alert when the
     account starts surging (it must calm down before it can surge again)."""
     contact, now = view["person"], view["as_of"]
@@ -71,9 +72,7 @@ def account_of_update(update: LeadUpdate) -> str | None:
     return account
 
 
-def account_update(
-    account: Account, update: LeadUpdate, rule: AccountSurge
-) -> dict[str, Any] | None:
+def account_update(account: Account, update: LeadUpdate, rule: AccountSurge) -> Alert | None:
     """Follow one of the account's leads: its new view rolls up (perhaps a surge alert),
     or, when it was merged away or forgotten, it leaves."""
     if update.gone:

@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from config.scoring import ScoringModel
-from contracts.alerts import alert_id
+from contracts.alerts import Alert, alert_id
 from contracts.envelope import Envelope
+from contracts.read_model import ProfileView
 from dataflows.rules.profile import Assessment, Profile, Touch
 from dataflows.rules.scoring import leaves_sales_ready_at, matches
 from dataflows.rules.trust import identity
@@ -23,13 +22,13 @@ from dataflows.rules.trust import identity
 def make_alert(
     kind: str,
     ordinal: int | str,
-    view: dict[str, Any],
+    view: ProfileView,
     reason: str,
     *,
     signal: Envelope | None = None,
     late: bool = False,
     subject: str | None = None,
-) -> dict[str, Any]:
+) -> Alert:
     """An alert in the shape of the design, with the profile that explains it. Its id is
     derived from the subject (the contact, or the account for account alerts)."""
     return {
@@ -55,11 +54,11 @@ def react(
     signal: Envelope,
     touch: Touch,
     assessment: Assessment,
-    view: dict[str, Any],
+    view: ProfileView,
     model: ScoringModel,
     *,
     was_known: bool,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """The alerts one signal raises; updates the lead's alert state in `profile`."""
     alerts = readiness_change(profile, assessment, view, model, signal, late=touch.late)
     if touch.late or assessment.fit.score < model.alerts.min_fit:
@@ -77,7 +76,7 @@ def crossing(profile: Profile) -> str:
     return f"{profile.since}\x1f{profile.crossings}"
 
 
-def cool_down(profile: Profile, view: dict[str, Any]) -> dict[str, Any]:
+def cool_down(profile: Profile, view: ProfileView) -> Alert:
     """The cooling alert for a lead whose engagement decayed out of sales-ready."""
     profile.sales_ready = False
     profile.cooling_at = None
@@ -88,15 +87,15 @@ def cool_down(profile: Profile, view: dict[str, Any]) -> dict[str, Any]:
 def readiness_change(
     profile: Profile,
     assessment: Assessment,
-    view: dict[str, Any],
+    view: ProfileView,
     model: ScoringModel,
     signal: Envelope,
     *,
     late: bool,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """A `sales_ready` or `cooling` alert when the lead crossed in or out of sales-ready
     (updates the lead's readiness and when it will cool)."""
-    alerts: list[dict[str, Any]] = []
+    alerts: list[Alert] = []
     if assessment.sales_ready and not profile.sales_ready:
         profile.crossings += 1
         why = _why(assessment)
@@ -119,8 +118,8 @@ def readiness_change(
 
 
 def _key_actions(
-    profile: Profile, signal: Envelope, view: dict[str, Any], model: ScoringModel
-) -> list[dict[str, Any]]:
+    profile: Profile, signal: Envelope, view: ProfileView, model: ScoringModel
+) -> list[Alert]:
     alerts = []
     for action in model.alerts.key_actions:
         if not matches(action.when, signal):

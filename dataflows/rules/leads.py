@@ -6,7 +6,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from config.scoring import ScoringModel
+from contracts.alerts import Alert
 from contracts.envelope import Envelope
+from contracts.read_model import ProfileView
 from dataflows.rules.alerting import cool_down, react, readiness_change
 from dataflows.rules.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.rules.identity import ToContact
@@ -28,8 +30,8 @@ class LeadUpdate:
     """A contact's new read-model view, the alerts it raised, and where it stands in the
     stream: (receive time, signal id, person) of the signal that caused it."""
 
-    view: dict[str, Any]
-    alerts: list[dict[str, Any]]
+    view: ProfileView
+    alerts: list[Alert]
     order: OrderKey
     # The lead was folded into another by a trusted merge: its view leaves the read model.
     gone: bool = False
@@ -132,7 +134,7 @@ def cool_if_due(
     return LeadUpdate(view, [cool_down(profile, view)], order)
 
 
-def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> dict[str, Any]:
+def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> ProfileView:
     """The profile as reps read it (Redis hash, profile API, alert payload)."""
     traits = profile.traits
     return {

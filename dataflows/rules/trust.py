@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from contracts.alerts import Identity
 from contracts.envelope import Envelope
 
 RANKS: Final = {"server": 4, "signed": 3, "form_fill": 2, "browser_identify": 1, "shared_device": 1}
@@ -67,7 +68,7 @@ def is_verified(how: str | None) -> bool:
     return how in VERIFIED
 
 
-def identity(how: str | None) -> dict[str, object]:
+def identity(how: str | None) -> Identity:
     """What an alert tells a rep about who it is: how the person behind its signal was
     recognized, and whether that proof could be forged with a public write key.
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from config.scoring import ScoringModel
+from contracts.alerts import Alert
 from dataflows.guard import Failure, apply_packed
 from dataflows.ordering.operator import DomainStep
 from dataflows.rules.accounts import Account, account_update
@@ -15,7 +15,7 @@ from dataflows.rules.leads import LeadUpdate
 from dataflows.state import FRESH, unpack
 
 
-class RollupAccount(DomainStep[LeadUpdate, dict[str, Any] | Failure]):
+class RollupAccount(DomainStep[LeadUpdate, Alert | Failure]):
     """Per account: sum its contacts' engagement and alert when the account surges."""
 
     __slots__ = ("_packed", "_rule")
@@ -24,13 +24,13 @@ class RollupAccount(DomainStep[LeadUpdate, dict[str, Any] | Failure]):
         self._rule = model.alerts.account_surge
         self._packed = resume if resume is not None else FRESH
 
-    def on_items(self, items: list[LeadUpdate]) -> tuple[Iterable[dict[str, Any] | Failure], bool]:
+    def on_items(self, items: list[LeadUpdate]) -> tuple[Iterable[Alert | Failure], bool]:
         out, self._packed, _ = apply_packed(
             "rollup_account", self._packed, items, _unpack, self._apply
         )
         return out, StatefulBatchLogic.RETAIN
 
-    def _apply(self, account: Account, update: LeadUpdate) -> tuple[Account, list[dict[str, Any]]]:
+    def _apply(self, account: Account, update: LeadUpdate) -> tuple[Account, list[Alert]]:
         alert = account_update(account, update, self._rule)
         return account, [] if alert is None else [alert]
 
