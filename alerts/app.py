@@ -34,11 +34,9 @@ from runtime.asgi import (
     Scope,
     Send,
     respond_error,
-    respond_json,
-    respond_metrics,
     run_lifespan,
 )
-from runtime.router import Request, Route, Router
+from runtime.router import Request, Route, Router, operations_routes
 
 READ_MODEL_DOWN: Final = "the read model (Redis) is not answering, retry shortly"
 
@@ -54,8 +52,7 @@ class RepService:
             *Pages(access).routes(),
             *AlertEvents(access, self._store).routes(),
             *Leads(access, self._store, routing).routes(),
-            Route("GET", "/metrics", _metrics),
-            Route("GET", "/healthz", _health),
+            *operations_routes(),
         ]
         self._router = Router(self.routes)
 
@@ -76,14 +73,6 @@ class RepService:
 
     async def _startup(self) -> None:
         self._store.open()
-
-
-async def _metrics(request: Request, send: Send) -> None:
-    await respond_metrics(send)
-
-
-async def _health(request: Request, send: Send) -> None:
-    await respond_json(send, 200, {"ok": True})
 
 
 def create_app() -> RepService:

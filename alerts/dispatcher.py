@@ -102,6 +102,13 @@ class Dispatcher:
 def announce(alert: dict[str, Any], rep_name: str) -> str:
     """One terminal line for a rep's alert: who, why, for whom. No email addresses (logs
     are not the place for them); visitor text made printable."""
+    if alert.get("contact") is None:
+        engaged = len((alert.get("profile") or {}).get("contacts") or [])
+        return (
+            f"ALERT {alert['kind']} for {_printable(rep_name)}: "
+            f"{_printable(alert.get('account'))} ({engaged} engaged contacts, account "
+            f"engagement {alert.get('engagement')}) - {_printable(alert.get('reason', ''))}"
+        )
     profile = alert.get("profile") or {}
     who = _printable(profile.get("name") or "a contact")
     company = _printable(profile.get("company") or alert.get("account") or "")

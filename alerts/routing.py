@@ -43,5 +43,5 @@ def quiet_hours_end(ts: int, quiet: QuietHours) -> int:
 
 
 def throttle_key(alert: Mapping[str, Any], rep: str) -> str:
-    """What a throttle counts per: this lead, this rep, this kind."""
-    return f"{rep}\x1f{alert['kind']}\x1f{alert['contact']}"
+    """What a throttle counts per: this lead (or account), this rep, this kind."""
+    return f"{rep}\x1f{alert['kind']}\x1f{alert.get('contact') or alert.get('account')}"

@@ -47,6 +47,8 @@ def render(alert: dict[str, Any], rep_name: str, fmt: str) -> bytes:
 def slack_text(alert: dict[str, Any], rep_name: str) -> str:
     """The Slack message; visitor-typed text is escaped so it cannot mention or link."""
     profile = alert.get("profile") or {}
+    if alert.get("contact") is None:
+        return _account_text(alert, profile, rep_name)
     who = profile.get("name") or alert["contact"]
     company = profile.get("company") or alert.get("account") or ""
     lines = [
@@ -61,6 +63,20 @@ def slack_text(alert: dict[str, Any], rep_name: str) -> str:
         lines.append(f"_{_slack(confidence)}_")
     for _ts, what in (profile.get("activity") or [])[:5]:
         lines.append(f"• {_slack(what)}")
+    return "\n".join(lines)
+
+
+def _account_text(alert: dict[str, Any], profile: dict[str, Any], rep_name: str) -> str:
+    """An account alert: the account, its summed engagement, its engaged contacts."""
+    lines = [
+        f"*{_slack(alert['kind'].replace('_', ' '))}* for {_slack(rep_name)}: "
+        f"{_slack(alert.get('account'))} (account engagement {alert.get('engagement')})",
+        _slack(alert.get("reason", "")),
+    ]
+    for contact in (profile.get("contacts") or [])[:5]:
+        title = f", {contact.get('title')}" if contact.get("title") else ""
+        who = contact.get("name") or contact.get("person")
+        lines.append(f"• {_slack(who)}{_slack(title)} ({_slack(contact.get('grade'))})")
     return "\n".join(lines)
 
 

@@ -27,20 +27,27 @@ class Alert(TypedDict):
     kind: str
     # Event time (epoch ms) of the moment.
     ts: int
-    contact: str
+    # The contact it is about (None for an account alert: `account_surge`).
+    contact: str | None
     account: str | None
     owner: str | None
-    grade: str
-    fit: float
+    # The contact's grade and fit (None for an account alert); its engagement, or the
+    # account's summed engagement.
+    grade: str | None
+    fit: float | None
     engagement: float
     reason: str
     # A signal that arrived late (after later ones) caused it.
     late: bool
-    # The id of the signal that raised it (None for a timed one: cooling).
+    # The id of the signal that raised it (None for a timed one, cooling, and for an
+    # account alert).
     signal: str | None
     identity: Identity
+    # The contact's profile; for an account alert the account: person (the account key),
+    # account, owner, engagement, and contacts (each person, name, title, grade, owner;
+    # the engaged ones, most engaged first).
     profile: ProfileView | dict[str, Any]
-    # account_surge only: the account's engaged contacts.
+    # account_surge only: the account's engaged contacts' keys.
     contacts: NotRequired[list[str]]
 
 

@@ -1,1 +1,2 @@
-"""The Bytewax dataflow and the pure identity and scoring logic it calls."""
+"""The Bytewax dataflow (`flow.py`), in layers: `rules/` (pure), `ordering/`, `steps/`,
+`io/`; `state.py` owns the snapshot format."""

@@ -165,7 +165,8 @@ def _contact_write(update: LeadUpdate) -> ProfileWrite:
 
 def _alert_message(alert: Alert) -> KafkaSinkMessage[bytes, bytes]:
     metrics.ALERTS.labels(alert["kind"]).inc()
-    return KafkaSinkMessage(alert["contact"].encode(), codec.dumps(alert))
+    key = alert["contact"] or alert["account"] or ""
+    return KafkaSinkMessage(key.encode(), codec.dumps(alert))
 
 
 def build_flow(

@@ -1,1 +1,1 @@
-"""DBL runtime: the JSON codec, the embedded services and the command line shared by every part."""
+"""The `dbl` command: run the whole system, create topics, demo traffic, email links."""

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from runtime.asgi import HTTPError, Receive, Scope, Send
+from runtime.asgi import HTTPError, Receive, Scope, Send, respond_json, respond_metrics
 
 
 @dataclass(slots=True)
@@ -93,6 +93,19 @@ class Router:
                 405, f"{path} takes {', '.join(allowed)}", [(b"allow", ", ".join(allowed).encode())]
             )
         raise HTTPError(404, f"no endpoint {method} {path}")
+
+
+def operations_routes() -> list[Route]:
+    """`GET /metrics` (this process's Prometheus metrics) and `GET /healthz`."""
+    return [Route("GET", "/metrics", _metrics), Route("GET", "/healthz", _health)]
+
+
+async def _metrics(request: Request, send: Send) -> None:
+    await respond_metrics(send)
+
+
+async def _health(request: Request, send: Send) -> None:
+    await respond_json(send, 200, {"ok": True})
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -26,11 +26,9 @@ from runtime.asgi import (
     Send,
     respond,
     respond_error,
-    respond_json,
-    respond_metrics,
     run_lifespan,
 )
-from runtime.router import Request, Route, Router
+from runtime.router import Request, Route, Router, operations_routes
 from tracking import metrics
 from tracking.api.email import EmailLinks
 from tracking.api.esp import SendGridApi
@@ -73,8 +71,7 @@ class Collector:
             *SendGridApi(self._intake).routes(),
             *EmailLinks(self._intake).routes(),
             *Files().routes(),
-            Route("GET", "/metrics", _metrics),
-            Route("GET", "/healthz", _health),
+            *operations_routes(),
         ]
         self._router = Router(self.routes)
 
@@ -110,14 +107,6 @@ class Collector:
         if not cors:
             raise HTTPError(403, "this origin may not send events")
         await respond(send, 204, b"", cors + PREFLIGHT_HEADERS, content_type=b"text/plain")
-
-
-async def _metrics(request: Request, send: Send) -> None:
-    await respond_metrics(send)
-
-
-async def _health(request: Request, send: Send) -> None:
-    await respond_json(send, 200, {"ok": True})
 
 
 def create_app() -> Collector:

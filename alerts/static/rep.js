@@ -29,9 +29,20 @@ function renderAlert(alert, fresh) {
   card.dataset.alertId = alert.id;
   text(card.querySelector(".kind"), alert.kind.replace("_", " "));
   const company = profile.company || alert.account;
-  text(card.querySelector(".who"), (profile.name || alert.contact) + (company ? " · " + company : ""));
-  text(card.querySelector(".grade"), alert.grade);
-  text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + (alert.late ? " · late" : ""));
+  if (alert.contact === null) {
+    // An account alert: the account and its engaged contacts, no one person's grade.
+    text(card.querySelector(".who"), alert.account);
+    text(card.querySelector(".grade"), "account");
+    text(card.querySelector(".scores"), "account engagement " + alert.engagement);
+    for (const contact of profile.contacts || []) {
+      const title = contact.title ? ", " + contact.title : "";
+      card.querySelector(".signals").append(item("li", (contact.name || contact.person) + title + " — " + contact.grade));
+    }
+  } else {
+    text(card.querySelector(".who"), (profile.name || alert.contact) + (company ? " · " + company : ""));
+    text(card.querySelector(".grade"), alert.grade);
+    text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + (alert.late ? " · late" : ""));
+  }
   text(card.querySelector("time"), when(alert.ts));
   text(card.querySelector(".reason"), alert.reason);
   const identity = alert.identity || {};

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from config.scoring import AccountSurge
-from contracts.alerts import Alert
+from contracts.alerts import Alert, alert_id
 from contracts.read_model import ProfileView
-from dataflows.rules.alerting import make_alert
 from dataflows.rules.leads import LeadUpdate
 from dataflows.rules.trust import is_verified
+
+# What an account alert shows of each contact (`Account.contacts` holds the rest).
+SHOWN: Final = ("person", "name", "title", "grade", "owner")
 
 
 @dataclass(slots=True)
@@ -22,6 +25,8 @@ class Account:
     engaged_at: dict[str, int] = field(default_factory=dict)
     surging: bool = False
     surges: int = 0
+    # Each counted contact as a surge shows it: [name, title, grade, owner].
+    contacts: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | None:
@@ -30,6 +35,7 @@ def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | 
     contact, now = view["person"], view["as_of"]
     account.total += view["engagement"] - account.engagement.get(contact, 0.0)
     account.engagement[contact] = view["engagement"]
+    account.contacts[contact] = [view["name"], view["title"], view["grade"], view["owner"]]
     if view["engagement"] >= rule.engaged_at_least:
         # Re-inserted, so the dict stays ordered by engagement time and pruning is cheap.
         last = account.engaged_at.pop(contact, now)
@@ -46,14 +52,48 @@ def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | 
     if not started:
         return None
     account.surges += 1
-    engaged = sorted(account.engaged_at)
+    key = view["account"]
+    assert key is not None, "only a lead with an account rolls up"
     reason = (
-        f"{view['account']} is surging: {len(engaged)} engaged contacts in "
+        f"{key} is surging: {len(account.engaged_at)} engaged contacts in "
         f"{rule.window_ms / 86_400_000:.0f} days, account engagement {total:.0f}"
     )
-    alert = make_alert("account_surge", account.surges, view, reason, subject=view["account"])
-    alert["contacts"] = engaged
-    return alert
+    return surge_alert(account, key, now, reason)
+
+
+def surge_alert(account: Account, key: str, now: int, reason: str) -> Alert:
+    """An `account_surge` alert: about the account, not one of its contacts. It names the
+    engaged contacts (most engaged first) and goes to the account's owner: the owner most
+    of its engaged contacts have (ties: the most engaged contact's), else as routing
+    places the account."""
+    engaged = sorted(account.engaged_at, key=lambda c: (-account.engagement[c], c))
+    shown = engaged or sorted(account.engagement, key=lambda c: (-account.engagement[c], c))[:5]
+    contacts = [
+        dict(zip(SHOWN, [c, *account.contacts[c]], strict=True))
+        for c in shown
+        if c in account.contacts
+    ]
+    owners = [c["owner"] for c in contacts if c["owner"]]
+    owner = max(owners, key=owners.count) if owners else None
+    engagement = round(account.total, 1)
+    profile = {"person": key, "account": key, "owner": owner, "engagement": engagement}
+    return {
+        "id": alert_id(key, "account_surge", account.surges),
+        "kind": "account_surge",
+        "ts": now,
+        "contact": None,
+        "account": key,
+        "owner": owner,
+        "grade": None,
+        "fit": None,
+        "engagement": engagement,
+        "reason": reason,
+        "late": False,
+        "signal": None,
+        "identity": {"recognized_by": None, "verified": True},
+        "profile": {**profile, "contacts": contacts},
+        "contacts": sorted(account.engaged_at),
+    }
 
 
 def leave(account: Account, contact: str) -> None:
@@ -61,6 +101,7 @@ def leave(account: Account, contact: str) -> None:
     (the lead it joined counts its engagement from its next view on)."""
     account.total -= account.engagement.pop(contact, 0.0)
     account.engaged_at.pop(contact, None)
+    account.contacts.pop(contact, None)
 
 
 def account_of_update(update: LeadUpdate) -> str | None:

@@ -1,3 +1,2 @@
-"""The per-key logic of the dataflow's stateful steps (Bytewax `StatefulBatchLogic`s);
-`dataflows/flow.py` wires them together. The rules they apply are the pure modules one
-level up."""
+"""The per-key logic of the dataflow's stateful steps, one module per step id;
+`dataflows/flow.py` wires them together. The rules they apply are in `dataflows/rules/`."""

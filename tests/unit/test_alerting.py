@@ -220,6 +220,46 @@ def test_account_surge_with_three_engaged_contacts_in_a_week():
     assert roll_up(account, {**views[2], "as_of": at(3 * 60 * 24)}, rule) is None, "once"
 
 
+def test_an_account_surge_is_about_the_account_and_goes_to_its_owner():
+    """Not one contact's grade, name or rep: the account, its engaged contacts, and the
+    owner most of them have (whoever's signal tipped it)."""
+    account, rule = Account(), MODEL.alerts.account_surge
+    owners = ["mia", "sam", "mia"]
+    alert = None
+    for n, owner in enumerate(owners):
+        view = {
+            "person": f"p{n}@initech.com",
+            "account": "initech.com",
+            "as_of": at(n),
+            **_scores(engagement=20.0 + n, owner=owner),
+            "name": f"Person {n}",
+            "grade": "D4" if n == 1 else "A2",
+        }
+        alert = roll_up(account, view, rule)
+    assert alert is not None
+    assert alert["contact"] is None
+    assert (alert["grade"], alert["fit"]) == (None, None)
+    assert alert["account"] == "initech.com"
+    assert alert["owner"] == "mia"
+    assert alert["engagement"] == 63.0
+    profile = alert["profile"]
+    assert profile["person"] == "initech.com"
+    assert [c["person"] for c in profile["contacts"]] == [
+        "p2@initech.com",
+        "p1@initech.com",
+        "p0@initech.com",
+    ], "most engaged first"
+    assert profile["contacts"][0] == {
+        "person": "p2@initech.com",
+        "name": "Person 2",
+        "title": None,
+        "grade": "A2",
+        "owner": "mia",
+    }
+    routing = load_routing(CONFIG_DIR / "routing.toml")
+    assert route(profile, routing) == "mia"
+
+
 def test_contacts_engaged_more_than_a_week_apart_do_not_surge():
     account, rule = Account(), MODEL.alerts.account_surge
     for n in range(3):
@@ -233,12 +273,14 @@ def test_summed_account_engagement_surges():
     assert roll_up(account, view, rule) is not None
 
 
-def _scores(engagement: float = 20.0) -> dict[str, Any]:
+def _scores(engagement: float = 20.0, owner: str | None = None) -> dict[str, Any]:
     return {
         "engagement": engagement,
-        "owner": None,
+        "owner": owner,
         "grade": "B3",
         "fit": 50.0,
+        "name": None,
+        "title": None,
     }
 
 

@@ -163,3 +163,14 @@ def test_a_visitors_state_packs_small_and_unpacks_equal():
     assert unpack_identity(packed) == (seen, cookie)
     assert b"engagement" not in packed  # no field names
     assert len(packed) < 400
+
+
+def test_an_account_packed_before_its_contacts_field_restores_with_it_empty():
+    """`Account.contacts` was appended after format 1 shipped: the golden bytes of the
+    account as they were then restore with the new field's default."""
+    before = bytes.fromhex(
+        "018005952f0000000000000082f5298194287d948c03752d3194474008000000000000734740080000000000007d9468024b0573894b007494622e"
+    )
+    account = unpack(before)
+    assert account.engagement == {"u-1": 3.0}
+    assert account.contacts == {}
