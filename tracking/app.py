@@ -33,7 +33,7 @@ from tracking import metrics
 from tracking.api.email import EmailLinks
 from tracking.api.esp import SendGridApi
 from tracking.api.files import Files
-from tracking.api.segment import SINGLE_CALLS, SegmentApi
+from tracking.api.segment import BATCH_PATHS, SHORT_CALLS, SINGLE_CALLS, SegmentApi
 from tracking.intake import Intake, limit
 from tracking.producer import EventProducer
 from tracking.ratelimit import RateLimiter
@@ -41,7 +41,11 @@ from tracking.ratelimit import RateLimiter
 # Metric children bound once (a label look-up per request costs more than the count).
 _REQUEST_TIMERS: Final = {
     path: metrics.REQUEST_SECONDS.labels(path)
-    for path in (*(f"/v1/{call}" for call in SINGLE_CALLS), "/v1/batch", "other")
+    for path in (
+        *(f"/v1/{call}" for call in (*SINGLE_CALLS, *SHORT_CALLS)),
+        *BATCH_PATHS,
+        "other",
+    )
 }
 _REASON_LABELS: Final = {
     400: "bad_request",
@@ -53,9 +57,16 @@ _REASON_LABELS: Final = {
     429: "rate_limited",
     503: "broker_unavailable",
 }
+# Request headers a page may send (asked in a preflight): the SDKs' own, and nothing else.
+# analytics.js 2.0 adds X-Retry-Count to retries; RudderStack v3 sends AnonymousId and
+# SentAt, and rsa-* headers on retries.
+ALLOWED_HEADERS: Final = frozenset(
+    {"authorization", "content-type", "content-encoding", "x-retry-count"}
+    | {"anonymousid", "sentat"}
+)
+ALLOWED_HEADER_PREFIX: Final = "rsa-"
 PREFLIGHT_HEADERS: Final = [
     (b"access-control-allow-methods", b"POST, OPTIONS"),
-    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
     (b"access-control-max-age", b"86400"),
 ]
 
@@ -106,7 +117,26 @@ class Collector:
         cors = self._intake.cors(request)
         if not cors:
             raise HTTPError(403, "this origin may not send events")
-        await respond(send, 204, b"", cors + PREFLIGHT_HEADERS, content_type=b"text/plain")
+        allowed = (b"access-control-allow-headers", _allowed_headers(request))
+        headers = [*cors, *PREFLIGHT_HEADERS, allowed]
+        await respond(send, 204, b"", headers, content_type=b"text/plain")
+
+
+def _allowed_headers(request: Request) -> bytes:
+    """The headers a preflight asked for that a page may send, with the basic ones.
+
+    >>> from runtime.router import Request
+    >>> scope = {"method": "OPTIONS", "path": "/v1/t", "query_string": b"",
+    ...          "headers": [(b"access-control-request-headers", b"SentAt, rsa-retry, X-Evil")]}
+    >>> _allowed_headers(Request.parse(scope, None))
+    b'authorization, content-encoding, content-type, rsa-retry, sentat'
+    """
+    asked = (request.header(b"access-control-request-headers") or b"").decode("latin-1")
+    names = {name.strip().lower() for name in asked.split(",") if name.strip()}
+    allowed = {n for n in names if n in ALLOWED_HEADERS or n.startswith(ALLOWED_HEADER_PREFIX)}
+    return ", ".join(
+        sorted(allowed | {"authorization", "content-type", "content-encoding"})
+    ).encode()
 
 
 def create_app() -> Collector:

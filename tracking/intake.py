@@ -77,9 +77,16 @@ class Intake:
 
     def authenticate(self, request: Request, body: dict[str, Any]) -> Site:
         """The site of the request's write key (HTTP Basic username, or `writeKey`)."""
-        write_key = _basic_username(request.header(b"authorization")) or body.get("writeKey")
+        write_key = (
+            _basic_username(request.header(b"authorization"))
+            or body.get("writeKey")
+            # A beacon cannot send headers: RudderStack puts the key in the address.
+            or request.query.get("writeKey")
+        )
         if not write_key:
-            raise HTTPError(401, "a write key is required (HTTP Basic username or writeKey)")
+            raise HTTPError(
+                401, "a write key is required (HTTP Basic username, or writeKey in the body)"
+            )
         site = self.sites.get(write_key) if isinstance(write_key, str) else None
         if site is None:
             raise HTTPError(401, "unknown write key")

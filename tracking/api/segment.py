@@ -1,5 +1,10 @@
 """The Segment HTTP Tracking API: `POST /v1/batch|track|page|screen|identify|alias|group`,
-and `/v1/forget` (server keys only: erase a contact)."""
+and `/v1/forget` (server keys only: erase a contact).
+
+Browser SDKs use other spellings of the same calls, all accepted: analytics.js 2.0
+(`@segment/analytics-next`) posts `text/plain` to `/v1/p`, `/v1/t`, `/v1/i`, `/v1/s`,
+`/v1/g`, `/v1/a` and, batching, `/v1/b`; RudderStack's beacon mode posts a batch to
+`/beacon/v1/batch?writeKey=...`."""
 
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ SINGLE_CALLS: Final = (
     *("track", "page", "screen", "identify", "alias", "group"),
     FORGET,
 )
+# analytics.js 2.0's short paths.
+SHORT_CALLS: Final = {"t": "track", "p": "page", "s": "screen", "i": "identify", "a": "alias"}
+SHORT_CALLS["g"] = "group"
+BATCH_PATHS: Final = ("/v1/batch", "/v1/b", "/beacon/v1/batch")
 
 
 class SegmentApi:
@@ -39,11 +48,13 @@ class SegmentApi:
         self._intake = intake
 
     def routes(self) -> list[Route]:
-        """`POST /v1/batch` and one route per single call."""
+        """The batch paths and one route per single call (each under both spellings)."""
+        calls = {**{call: call for call in SINGLE_CALLS}, **SHORT_CALLS}
         single = [
-            Route("POST", f"/v1/{call}", partial(self._single, call)) for call in SINGLE_CALLS
+            Route("POST", f"/v1/{path}", partial(self._single, call))
+            for path, call in calls.items()
         ]
-        return [Route("POST", "/v1/batch", self._batch), *single]
+        return [*(Route("POST", path, self._batch) for path in BATCH_PATHS), *single]
 
     async def _batch(self, request: Request, send: Send) -> None:
         body = await _json_object(request, MAX_BATCH_BYTES)
