@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Browser tests drive Debian's Chromium (installed once, as root, from Debian's packages).
 CHROMIUM := /usr/bin/chromium
+# Browser SDKs that sites already run, from npm (versions pinned in package-lock.json).
+SDKS := tests/browser/sdks
+SDKS_STAMP := $(SDKS)/node_modules/.installed
 
 .PHONY: run test lint bench clean
 
@@ -22,8 +25,12 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+$(SDKS_STAMP): $(SDKS)/package.json $(SDKS)/package-lock.json
+	cd $(SDKS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## Lint, type-check and run every test (starts its own broker and Redis).
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(SDKS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -45,4 +52,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(SDKS)/node_modules
