@@ -209,3 +209,35 @@ def test_a_late_signal_neither_resets_nor_overfills_a_days_cap(
     )
     assert isinstance(lead, dict)
     assert 10 < lead["engagement"] < 11
+
+
+def test_an_account_surge_reaches_the_accounts_owner_about_the_account(
+    running_system: Settings, redis_client: redis.Redis
+):
+    """Three contacts of one company, named by the CRM (two owned by Mia, one by Sam),
+    each look at pricing: one account_surge, to Mia, about the account and its contacts."""
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    people = [("ann", "mia"), ("bo", "sam"), ("cy", "mia")]
+    batch: list[dict[str, Any]] = []
+    for name, owner in people:
+        email = f"{name}@surge.example"
+        traits = {"email": email, "name": name.title(), "owner": owner, "title": "VP Sales"}
+        batch.append({"type": "identify", "userId": email, "traits": traits})
+        batch += [
+            {"type": "page", "userId": email, "properties": {"path": "/pricing"}},
+            {"type": "page", "userId": email, "properties": {"path": "/pricing/enterprise"}},
+        ]
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        assert collector.post("/v1/batch", json={"batch": batch}, auth=SERVER).status_code == 200
+
+    def surges(rep: str) -> list[dict[str, Any]]:
+        return [a for a in _stream(redis_client, keys, rep) if a["kind"] == "account_surge"]
+
+    [surge] = wait_until(lambda: surges("mia"), what="the surge on Mia's stream")
+    assert surges("sam") == []
+    assert surge["contact"] is None
+    assert surge["account"] == "surge.example"
+    assert (surge["owner"], surge["grade"], surge["fit"]) == ("mia", None, None)
+    assert sorted(c["name"] for c in surge["profile"]["contacts"]) == ["Ann", "Bo", "Cy"]
+    assert surge["reason"].startswith("surge.example is surging: 3 engaged contacts")
