@@ -29,7 +29,9 @@ class Account:
     contacts: dict[str, list[str | None]] = field(default_factory=dict)
 
 
-def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | None:
+def roll_up(
+    account: Account, view: ProfileView, rule: AccountSurge, *, late: bool = False
+) -> Alert | None:
     """Fold a contact's new view into its account; returns an `account_surge` alert when the
     account starts surging (it must calm down before it can surge again)."""
     contact, now = view["person"], view["as_of"]
@@ -58,10 +60,10 @@ def roll_up(account: Account, view: ProfileView, rule: AccountSurge) -> Alert | 
         f"{key} is surging: {len(account.engaged_at)} engaged contacts in "
         f"{rule.window_ms / 86_400_000:.0f} days, account engagement {total:.0f}"
     )
-    return surge_alert(account, key, now, reason)
+    return surge_alert(account, key, now, reason, late=late)
 
 
-def surge_alert(account: Account, key: str, now: int, reason: str) -> Alert:
+def surge_alert(account: Account, key: str, now: int, reason: str, *, late: bool) -> Alert:
     """An `account_surge` alert: about the account, not one of its contacts. It names the
     engaged contacts (most engaged first) and goes to the account's owner: the owner most
     of its engaged contacts have (ties: the most engaged contact's), else as routing
@@ -88,7 +90,7 @@ def surge_alert(account: Account, key: str, now: int, reason: str) -> Alert:
         "fit": None,
         "engagement": engagement,
         "reason": reason,
-        "late": False,
+        "late": late,
         "signal": None,
         "identity": {"recognized_by": None, "verified": True},
         "profile": {**profile, "contacts": contacts},
@@ -119,4 +121,4 @@ def account_update(account: Account, update: LeadUpdate, rule: AccountSurge) -> 
     if update.gone:
         leave(account, update.view["person"])
         return None
-    return roll_up(account, update.view, rule)
+    return roll_up(account, update.view, rule, late=update.late)

@@ -35,6 +35,8 @@ class LeadUpdate:
     order: OrderKey
     # The lead was folded into another by a trusted merge: its view leaves the read model.
     gone: bool = False
+    # A late signal caused it (what it raises downstream, an account surge, is late too).
+    late: bool = False
 
     def about(self) -> dict[str, Any]:
         """What a DLQ record says of it: the signal that caused it, and whose lead it is."""
@@ -89,7 +91,7 @@ def update_lead(profile: Profile, item: ToContact, model: ScoringModel) -> list[
     for alert in alerts:
         # Told by this signal: as sure of the person as this signal's own proof is.
         alert["identity"] = identity(item.how)
-    updates.append(LeadUpdate(view, alerts, order))
+    updates.append(LeadUpdate(view, alerts, order, late=touch.late))
     return updates
 
 

@@ -368,3 +368,11 @@ def test_a_reason_without_contributions_ends_cleanly():
     view |= {"fit": 85.0, "engagement": 0.0, "as_of": at(0)}
     (alert,) = readiness_change(profile, assessment, view, MODEL, pricing(0), late=False)
     assert alert["reason"] == "entered A1"
+
+
+def test_an_account_surge_a_late_signal_caused_says_late():
+    account, rule = Account(), MODEL.alerts.account_surge
+    view = {"person": "p0", "account": "acme.com", "as_of": T0, **_scores(engagement=160.0)}
+    alert = roll_up(account, view, rule, late=True)
+    assert alert is not None
+    assert alert["late"] is True

@@ -174,3 +174,15 @@ def test_an_account_packed_before_its_contacts_field_restores_with_it_empty():
     account = unpack(before)
     assert account.engagement == {"u-1": 3.0}
     assert account.contacts == {}
+
+
+def test_a_lead_update_packed_before_its_late_field_restores_as_not_late():
+    """`LeadUpdate.late` was appended after format 1 shipped (an update in an ordering
+    buffer of a snapshot)."""
+    update = unpack(
+        bytes.fromhex(
+            "018005952d0000000000000082ff298194287d948c06706572736f6e948c03752d3194735d94284b024b018c0265319468037494897494622e"
+        )
+    )
+    assert update.view == {"person": "u-1"}
+    assert update.late is False
