@@ -241,3 +241,51 @@ def test_an_account_surge_reaches_the_accounts_owner_about_the_account(
     assert (surge["owner"], surge["grade"], surge["fit"]) == ("mia", None, None)
     assert sorted(c["name"] for c in surge["profile"]["contacts"]) == ["Ann", "Bo", "Cy"]
     assert surge["reason"].startswith("surge.example is surging: 3 engaged contacts")
+
+
+def test_segments_email_spec_fields_and_a_late_cooling_through_the_collector(
+    running_system: Settings, redis_client: redis.Redis
+):
+    """An ESP following Segment's `Email Link Clicked` spec (`link_url`, `campaign_name`)
+    is scored by the link; a lead cooled by a late signal gets a cooling marked late."""
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    now = datetime.now(tz=UTC)
+
+    def at(minutes_ago: int) -> str:
+        return (now - timedelta(minutes=minutes_ago)).isoformat()
+
+    vp = {"email": "lu@late.example", "title": "VP Sales", "company_size": 800, "owner": "sam"}
+    vp |= {"industry": "Software", "country": "US"}
+    first = [
+        {"type": "identify", "userId": "lu", "traits": vp, "timestamp": at(150)},
+        {
+            "type": "track",
+            "userId": "lu",
+            "event": "Email Link Clicked",
+            "properties": {"link_url": "https://www.dbl.example/pricing", "campaign_name": "Q4"},
+            "timestamp": at(149),
+        },
+        *(
+            {"type": "page", "userId": "lu", "properties": {"path": "/pricing"}, "timestamp": at(m)}
+            for m in (148, 147, 146)
+        ),
+    ]
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        assert collector.post("/v1/batch", json={"batch": first}, auth=SERVER).status_code == 200
+        lu = wait_until(
+            lambda: (p := _profile(redis_client, keys, "lu")) and p["sales_ready"] and p,
+            what="the lead sales-ready",
+        )
+        assert isinstance(lu, dict)
+        assert "Clicked a pricing link in an email" in [label for label, _ in lu["top_signals"]]
+        student = {"type": "identify", "userId": "lu", "traits": {"title": "Student"}}
+        late = {**student, "timestamp": at(140)}
+        assert collector.post("/v1/batch", json={"batch": [late]}, auth=SERVER).status_code == 200
+
+    def coolings() -> list[dict[str, Any]]:
+        return [a for a in _stream(redis_client, keys, "sam") if a["kind"] == "cooling"]
+
+    [cooling] = wait_until(coolings, what="the cooling")
+    assert cooling["contact"] == "lu"
+    assert cooling["late"] is True
