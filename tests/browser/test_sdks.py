@@ -6,10 +6,7 @@ make one profile, with the anonymous history moved into the contact."""
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ import redis
 from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
-from contracts.read_model import RedisKeys, decode_profile
+from tests.browser.conftest import profile, serving
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -56,11 +53,6 @@ analytics.load("wk_demo_browser", "http://{collector}", {{
 </script></head><body>{title}</body></html>"""
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Not on the test's output."""
-
-
 @pytest.fixture
 def site(running_system: Settings, tmp_path: Path) -> Iterator[str]:
     """A tiny website serving the SDKs' npm bundles, on its own loopback port."""
@@ -75,17 +67,8 @@ def site(running_system: Settings, tmp_path: Path) -> Iterator[str]:
                 (tmp_path / f"{sdk}-{mode}-{title}.html").write_text(html)
     (tmp_path / "sdks").symlink_to(SDKS)
     (tmp_path / "favicon.ico").write_bytes(b"")
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def profile(settings: Settings, client: redis.Redis, person: str) -> dict[str, Any] | None:
-    fields = client.hgetall(RedisKeys(settings.redis_prefix).profile(person))
-    return decode_profile(fields) if fields else None  # type: ignore[arg-type]
+    with serving(tmp_path) as url:
+        yield url
 
 
 def activity(view: dict[str, Any] | None) -> set[str]:

@@ -4,11 +4,8 @@ the visitor, a signed email click that links the browser, and privacy signals ho
 
 from __future__ import annotations
 
-import functools
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ from playwright.sync_api import Browser, Page
 from config.settings import Settings
 from config.sites import load_sites
 from contracts import codec, email_links
-from contracts.read_model import RedisKeys, decode_profile
+from tests.browser.conftest import profile, serving
 from tests.conftest import read_topic, wait_until
 from tracking import user_hash
 
@@ -45,18 +42,8 @@ def site(running_system: Settings, tmp_path: Path) -> Iterator[str]:
     for name in ("index", "pricing", "thanks", "landing"):
         page = PAGE.format(title=name, collector=running_system.collector_port)
         (tmp_path / f"{name}.html").write_text(page)
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def profile(settings: Settings, client: redis.Redis, person: str) -> dict[str, Any] | None:
-    fields = client.hgetall(RedisKeys(settings.redis_prefix).profile(person))
-    return decode_profile(fields) if fields else None  # type: ignore[arg-type]
+    with serving(tmp_path) as url:
+        yield url
 
 
 def cookie(page: Page) -> str:
