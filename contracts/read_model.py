@@ -44,6 +44,12 @@ class ProfileView(TypedDict):
     # [event time ms, what happened], newest first.
     activity: list[list[Any]]
     machine_signals: dict[str, int]
+    # What became of the lead, from a server source: `created`, `won`, `lost` or None; when
+    # (event time, ms); whether an opportunity is open; its amount.
+    outcome: str | None
+    outcome_at: int | None
+    open_opportunity: bool
+    outcome_amount: float | None
 
 
 def encode_profile(view: ProfileView | dict[str, Any]) -> dict[str, bytes]:

@@ -27,7 +27,7 @@ from dbl import demo
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
-from tracking.imports import progress_bar, read_attendance, send_all
+from tracking.imports import RowError, progress_bar, read_attendance, read_outcomes, send_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     attendance = commands.add_parser("import-attendance", help="import event attendance CSV")
     attendance.add_argument("file", type=Path)
     attendance.add_argument("--site", required=True, help="a server site in sites.toml")
+    outcomes = commands.add_parser(
+        "import-outcomes", help="import outcomes CSV (email,outcome,time[,amount])"
+    )
+    outcomes.add_argument("file", type=Path)
+    outcomes.add_argument("--site", required=True, help="a server site in sites.toml")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "email-link":
             return email_link(Settings.from_environment(), args)
         if args.command == "import-attendance":
-            return import_attendance(Settings.from_environment(), args.file, args.site)
+            return import_csv(Settings.from_environment(), args.file, args.site, read_attendance)
+        if args.command == "import-outcomes":
+            return import_csv(Settings.from_environment(), args.file, args.site, read_outcomes)
         ensure_topics(Settings.from_environment())
         return 0
     except (ConfigError, DBLError) as exc:
@@ -86,12 +93,17 @@ def email_link(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
-    """Validate a whole attendance CSV, then produce it (all or nothing) with progress."""
+def import_csv(
+    settings: Settings,
+    path: Path,
+    site_name: str,
+    read: Callable[[Path, Site, int], tuple[list[Envelope], list[RowError]]],
+) -> int:
+    """Validate a whole CSV, then produce its events (all or nothing) with progress."""
     site = _site(settings, site_name)
     if site.trust != "server":
         raise DBLError(f"site {site_name!r} is not a server site: imports are trusted signals")
-    envelopes, errors = read_attendance(path, site, int(time.time() * 1000))
+    envelopes, errors = read(path, site, int(time.time() * 1000))
     if errors:
         print(f"{path}: nothing imported, {len(errors)} bad rows:", file=sys.stderr)
         for error in errors:
@@ -120,7 +132,8 @@ def import_attendance(settings: Settings, path: Path, site_name: str) -> int:
     if left or failures:
         print(f"{path}: only {stored} of {sent} events stored: {failures[:3]}", file=sys.stderr)
         return 1
-    print(f"{path}: imported {sent // 2} rows ({sent} events)")
+    rows = len({envelope["id"].rsplit(":", 1)[0] for envelope in envelopes})
+    print(f"{path}: imported {rows} rows ({sent} events)")
     return 0
 
 

@@ -1,9 +1,11 @@
-"""Importing event attendance (webinars, trade shows) from CSV files as trusted signals.
+"""Importing CSV files as trusted signals: event attendance (webinars, trade shows) and
+outcomes (opportunities created, won, lost).
 
-Columns (header row, any order): email, name, company, title, event, status
+Attendance columns (header row, any order): email, name, company, title, event, status
 (`registered` or `attended`, or `visited` for a trade-show booth), time (ISO-8601 with a
-zone). Every row is checked before anything is sent: a file with a bad row imports nothing,
-and the errors name each line and what is wrong.
+zone). Outcome columns: email, outcome (`created`, `won` or `lost`), time, and optionally
+amount. Every row is checked before anything is sent: a file with a bad row imports
+nothing, and the errors name each line and what is wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from contracts.envelope import Envelope, InvalidEvent
 from tracking.segment import from_segment, normalize_email
 
 COLUMNS: Final = ("email", "name", "company", "title", "event", "status", "time")
+OUTCOME_COLUMNS: Final = ("email", "outcome", "time")
+OUTCOME_EVENTS: Final = {
+    "created": "Opportunity Created",
+    "won": "Opportunity Won",
+    "lost": "Opportunity Lost",
+}
+# Turns one checked row (its cells, the site, the receive time, a stable row id) into events.
+RowReader = Callable[[dict[str, Any], Site, int, str], list[Envelope]]
 STATUSES: Final = {
     "registered": "Webinar Registered",
     "attended": "Webinar Attended",
@@ -43,27 +53,73 @@ def read_attendance(
     path: Path, site: Site, received_at: int
 ) -> tuple[list[Envelope], list[RowError]]:
     """Envelopes for every row (an identify and the attendance), or the rows' errors."""
+    return read_rows(path, COLUMNS, _row, site, received_at)
+
+
+def read_outcomes(
+    path: Path, site: Site, received_at: int
+) -> tuple[list[Envelope], list[RowError]]:
+    """Envelopes for every row (the outcome), or the rows' errors."""
+    return read_rows(path, OUTCOME_COLUMNS, _outcome_row, site, received_at)
+
+
+def read_rows(
+    path: Path, columns: tuple[str, ...], read: RowReader, site: Site, received_at: int
+) -> tuple[list[Envelope], list[RowError]]:
+    """Every row of a CSV file through `read`, or the rows' errors (all of them)."""
     envelopes: list[Envelope] = []
     errors: list[RowError] = []
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
             return [], [RowError(1, f"missing columns: {', '.join(missing)}")]
         for row in reader:
             line = reader.line_num
             try:
-                envelopes += _row(row, site, received_at, f"{digest}:{line}")
+                envelopes += read(row, site, received_at, f"{digest}:{line}")
             except InvalidEvent as exc:
                 errors.append(RowError(line, exc.reason))
     return envelopes, errors
 
 
-def _row(row: dict[str, Any], site: Site, received_at: int, row_id: str) -> list[Envelope]:
+def _outcome_row(row: dict[str, Any], site: Site, received_at: int, row_id: str) -> list[Envelope]:
+    email = _email(row)
+    outcome = (row["outcome"] or "").strip().lower()
+    if outcome not in OUTCOME_EVENTS:
+        raise InvalidEvent(
+            f"outcome must be one of {', '.join(OUTCOME_EVENTS)}, got {row['outcome']!r}"
+        )
+    properties: dict[str, Any] = {}
+    amount = (row.get("amount") or "").strip()
+    if amount:
+        try:
+            properties["amount"] = float(amount)
+        except ValueError:
+            raise InvalidEvent(f"amount {amount!r} is not a number") from None
+        if not 0 <= properties["amount"] < 1e15:
+            raise InvalidEvent(f"amount {amount!r} is out of range")
+    message = {
+        "type": "track",
+        "event": OUTCOME_EVENTS[outcome],
+        "messageId": f"import:{row_id}:{outcome}",
+        "timestamp": _time(row["time"]),
+        "properties": properties,
+        "context": {"traits": {"email": email}, "channel": "crm"},
+    }
+    return [from_segment(message, site=site, received_at=received_at)]
+
+
+def _email(row: dict[str, Any]) -> str:
     email = normalize_email(row["email"])
     if email is None:
         raise InvalidEvent(f"email {row['email']!r} is not an email address")
+    return email
+
+
+def _row(row: dict[str, Any], site: Site, received_at: int, row_id: str) -> list[Envelope]:
+    email = _email(row)
     status = (row["status"] or "").strip().lower()
     if status not in STATUSES:
         raise InvalidEvent(f"status must be one of {', '.join(STATUSES)}, got {row['status']!r}")

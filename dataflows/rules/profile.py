@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from config.scoring import ScoringModel
 from contracts.envelope import Envelope
+from dataflows.rules.outcomes import amount_of, outcome_of
 from dataflows.rules.scoring import (
     Engagement,
     Fit,
@@ -70,6 +71,12 @@ class Profile:
     fit_memo: tuple[tuple[Any, ...], Fit] | None = None
     # How strongly the source that set each trait proved who it was (`dataflows/rules/trust.py`).
     trust: dict[str, str] = field(default_factory=dict)
+    # What became of the lead (`rules/outcomes.py`): the latest outcome by event time, when,
+    # whether an opportunity is open, and its amount.
+    outcome: str | None = None
+    outcome_at: int = 0
+    open_opportunity: bool = False
+    outcome_amount: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +101,15 @@ class Touch:
 
 
 def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
-    """Record one signal: engagement points, explicit traits, sessions and the timeline."""
+    """Record one signal: engagement points, explicit traits, sessions and the timeline. An
+    outcome is recorded as such: no points, no session."""
     ts = signal["ts"]
+    outcome = outcome_of(signal)
+    if outcome is not None:
+        _record_outcome(profile, outcome, ts, amount_of(signal))
+        _update_traits(profile, signal)
+        _record_activity(profile, ts, describe(signal))
+        return Touch(is_late(signal, model), new_session=False, new_web_session=False)
     touch = _touch_sessions(profile, signal, model)
     for rule in matching_rules(signal, model):
         points = capped_points(rule, ts, profile.given_today)
@@ -118,6 +132,16 @@ def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> 
     if is_web:
         profile.last_web = max(profile.last_web, ts)
     return Touch(late, new_session, new_web_session)
+
+
+def _record_outcome(profile: Profile, outcome: str, ts: int, amount: float | None) -> None:
+    """The latest outcome by event time wins (a late one from before changes nothing)."""
+    if ts < profile.outcome_at:
+        return
+    profile.outcome, profile.outcome_at = outcome, ts
+    profile.open_opportunity = outcome == "created"
+    if amount is not None:
+        profile.outcome_amount = amount
 
 
 def is_presence(signal: Envelope) -> bool:
@@ -147,6 +171,8 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     profile.last_seen = max(profile.last_seen, history.last_seen)
     profile.last_web = max(profile.last_web, history.last_web)
     profile.session_start = max(profile.session_start, history.session_start)
+    if history.outcome is not None:
+        _record_outcome(profile, history.outcome, history.outcome_at, history.outcome_amount)
     for reason, count in history.machine_signals.items():
         profile.machine_signals[reason] = profile.machine_signals.get(reason, 0) + count
 

@@ -107,3 +107,39 @@ def test_import_needs_a_server_site(settings: Settings, tmp_path: Path):
     done = dbl(settings, "import-attendance", str(csv_file), "--site", "demo")
     assert done.returncode == 2
     assert "not a server site" in done.stderr
+
+
+def test_import_outcomes_checks_every_row_first_then_imports_them(
+    settings: Settings, tmp_path: Path
+):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "email,outcome,time,amount\n"
+        "dana@acme.com,won,2026-11-20T15:00:00Z,12000\n"
+        "lee@globex.io,signed,2026-11-20T15:00:00Z,\n"
+        "bo@acme.com,lost,2026-11-20T15:00:00,\n"
+        "cy@acme.com,created,2026-11-20T15:00:00Z,lots\n"
+    )
+    done = dbl(settings, "import-outcomes", str(bad), "--site", "demo-backend")
+    assert done.returncode == 1
+    assert "nothing imported, 3 bad rows" in done.stderr
+    assert "line 3: outcome must be one of created, won, lost, got 'signed'" in done.stderr
+    assert "line 4: time '2026-11-20T15:00:00' needs a time zone" in done.stderr
+    assert "line 5: amount 'lots' is not a number" in done.stderr
+    assert read_topic(settings, settings.events_topic, 1, timeout=2) == []
+
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "email,outcome,time,amount\n"
+        "dana@acme.com,created,2026-11-01T10:00:00Z,12000\n"
+        "dana@acme.com,won,2026-11-20T15:00:00Z,\n"
+    )
+    done = dbl(settings, "import-outcomes", str(good), "--site", "demo-backend")
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 rows (2 events)" in done.stdout
+    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 2)]
+    assert [(r["event"], r["email"], r["trust"]) for r in records] == [
+        ("Opportunity Created", "dana@acme.com", "server"),
+        ("Opportunity Won", "dana@acme.com", "server"),
+    ]
+    assert records[0]["props"] == {"amount": 12000.0}

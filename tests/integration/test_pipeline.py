@@ -289,3 +289,37 @@ def test_segments_email_spec_fields_and_a_late_cooling_through_the_collector(
     [cooling] = wait_until(coolings, what="the cooling")
     assert cooling["contact"] == "lu"
     assert cooling["late"] is True
+
+
+def test_an_outcome_through_the_collector_is_recorded_and_is_no_engagement(
+    running_system: Settings, redis_client: redis.Redis
+):
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    now = datetime.now(tz=UTC)
+    calls = [
+        {"type": "identify", "userId": "won-1", "traits": {"email": "won@deal.example"}},
+        {"type": "page", "userId": "won-1", "properties": {"path": "/pricing"}},
+        {
+            "type": "track",
+            "userId": "won-1",
+            "event": "Opportunity Won",
+            "properties": {"amount": 25000},
+            "timestamp": (now - timedelta(minutes=1)).isoformat(),
+        },
+    ]
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        assert collector.post("/v1/batch", json={"batch": calls}, auth=SERVER).status_code == 200
+        claim = {"userId": "won-1", "event": "Opportunity Lost"}
+        assert collector.post("/v1/track", json=claim, auth=BROWSER).status_code == 200
+    lead = wait_until(
+        lambda: (p := _profile(redis_client, keys, "won-1")) and len(p["activity"]) == 4 and p,
+        what="every signal of the lead",
+    )
+    assert isinstance(lead, dict)
+    assert (lead["outcome"], lead["open_opportunity"], lead["outcome_amount"]) == (
+        "won",
+        False,
+        25000.0,
+    ), "a browser's claim of a lost deal is no outcome"
+    assert lead["engagement"] == 11.0, "the pricing page view only (1 + 10)"

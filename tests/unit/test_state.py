@@ -110,6 +110,10 @@ def _subset(expected: Any, found: Any) -> None:
     if isinstance(expected, dict) and isinstance(found, dict):
         for key, value in expected.items():
             _subset(value, found[key])
+    elif isinstance(expected, list) and isinstance(found, list):
+        assert len(found) == len(expected)
+        for old, new in zip(expected, found, strict=True):
+            _subset(old, new)
     else:
         assert found == expected
 
@@ -186,3 +190,14 @@ def test_a_lead_update_packed_before_its_late_field_restores_as_not_late():
     )
     assert update.view == {"person": "u-1"}
     assert update.late is False
+
+
+def test_a_profile_packed_before_outcomes_restores_with_none():
+    """`Profile.outcome` and its companions were appended after format 1 shipped."""
+    dana = unpack(
+        bytes.fromhex(
+            "018005955d0000000000000082f2298194288c03752d319482f32981944b057d948c09706167655f7669657794473ff8000000000000738694627d948c057469746c65948c02565094735d944b007d944b004b007d94894b004b004e7d945d947d944e7d947494622e"
+        )
+    )
+    assert dana.traits == {"title": "VP"}
+    assert (dana.outcome, dana.outcome_at, dana.open_opportunity) == (None, 0, False)
