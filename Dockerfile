@@ -2,6 +2,8 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
+COPY runtime ./runtime
 COPY dbl ./dbl
 COPY tracking ./tracking
 COPY dataflows ./dataflows

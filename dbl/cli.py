@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +26,7 @@ from contracts.envelope import Envelope, partition_key
 from contracts.errors import DBLError
 from dbl import demo
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
+from dbl.export import export_events
 from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
 from tracking.imports import RowError, progress_bar, read_attendance, read_outcomes, send_all
@@ -54,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     outcomes.add_argument("file", type=Path)
     outcomes.add_argument("--site", required=True, help="a server site in sites.toml")
+    export = commands.add_parser(
+        "export-events", help="write the events received in a window to a .jsonl.gz file"
+    )
+    export.add_argument("file", type=Path)
+    export.add_argument("--from", dest="start", required=True, help="ISO-8601 time, with zone")
+    export.add_argument("--to", dest="end", required=True, help="ISO-8601 time, with zone")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return email_link(Settings.from_environment(), args)
         if args.command == "import-attendance":
             return import_csv(Settings.from_environment(), args.file, args.site, read_attendance)
+        if args.command == "export-events":
+            return export_to_file(Settings.from_environment(), args.start, args.end, args.file)
         if args.command == "import-outcomes":
             return import_csv(Settings.from_environment(), args.file, args.site, read_outcomes)
         ensure_topics(Settings.from_environment())
@@ -135,6 +145,30 @@ def import_csv(
     rows = len({envelope["id"].rsplit(":", 1)[0] for envelope in envelopes})
     print(f"{path}: imported {rows} rows ({sent} events)")
     return 0
+
+
+def export_to_file(settings: Settings, start: str, end: str, path: Path) -> int:
+    """Export the events received in [start, end) with progress."""
+
+    def report(read: int) -> None:
+        print(f"\r{read} events read", end="", file=sys.stderr, flush=True)
+
+    count = export_events(
+        settings, _epoch_ms("--from", start), _epoch_ms("--to", end), path, report
+    )
+    print(file=sys.stderr)
+    print(f"{path}: {count} events")
+    return 0
+
+
+def _epoch_ms(option: str, text: str) -> int:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise DBLError(f"{option} {text!r} is not ISO-8601 (e.g. 2026-11-01T00:00:00Z)") from None
+    if when.tzinfo is None:
+        raise DBLError(f"{option} {text!r} needs a time zone (Z or +01:00)")
+    return int(when.timestamp() * 1000)
 
 
 def _site(settings: Settings, name: str) -> Site:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from config.settings import Settings
-from contracts import codec
+from contracts import codec, kafka
 from dbl.embedded import wait_for_port
 from tests.conftest import ProcessFactory, read_topic
 
@@ -143,3 +145,31 @@ def test_import_outcomes_checks_every_row_first_then_imports_them(
         ("Opportunity Won", "dana@acme.com", "server"),
     ]
     assert records[0]["props"] == {"amount": 12000.0}
+
+
+def test_export_events_writes_the_window_as_gzipped_json_lines(settings: Settings, tmp_path: Path):
+    base = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    producer = Producer(kafka.producer_config(settings.brokers))
+    for minute in range(6):
+        value = codec.dumps({"id": f"e{minute}", "received_at": base + minute * 60_000})
+        key = f"cookie-{minute % 3}".encode()
+        producer.produce(settings.events_topic, value, key, timestamp=base + minute * 60_000)
+    assert producer.flush(10) == 0
+
+    window = ["--from", "2026-01-01T00:01:00Z", "--to", "2026-01-01T00:04:00+00:00"]
+    first, second = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
+    done = dbl(settings, "export-events", str(first), *window)
+    assert done.returncode == 0, done.stderr
+    assert f"{first}: 3 events" in done.stdout
+    lines = gzip.decompress(first.read_bytes()).splitlines()
+    assert sorted(codec.loads(line)["id"] for line in lines) == ["e1", "e2", "e3"]
+    assert dbl(settings, "export-events", str(second), *window).returncode == 0
+    assert gzip.decompress(second.read_bytes()) == gzip.decompress(first.read_bytes())
+
+    backwards = dbl(settings, "export-events", str(second), "--from", window[3], "--to", window[1])
+    assert backwards.returncode == 2
+    assert "--to must be after --from" in backwards.stderr
+    no_zone = dbl(
+        settings, "export-events", str(second), "--from", "2026-01-01T00:01:00", "--to", window[3]
+    )
+    assert "needs a time zone" in no_zone.stderr

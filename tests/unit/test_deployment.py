@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,16 @@ def test_services_read_their_secrets_from_compose_secrets_not_the_demo_config():
             secret = environment[variable].removeprefix("/run/secrets/")
             assert secret in service["secrets"], f"{name}: {variable} is no mounted secret"
             assert secret in declared
+
+
+def test_every_package_is_installed_and_copied_into_the_image():
+    """A package missing from either works in the repository and fails once installed."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    included = {
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    assert packages <= included
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) ", dockerfile, re.MULTILINE))
+    assert packages <= copied
