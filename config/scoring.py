@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,9 @@ class ScoringModel:
     # Consumer mailbox domains: they name no account.
     free_mail: frozenset[str] = frozenset()
     identity: IdentityWindows = IdentityWindows()
+    # The model's version: a hash of its content (the TOML file and the lists it reads),
+    # carried by every profile and alert. Empty for a model built in code.
+    version: str = ""
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
     labels: dict[str, str] = field(init=False, compare=False, repr=False)
     # The rules that can match a signal, by its type and its event name (see `candidates`).
@@ -195,7 +199,18 @@ def load_scoring_model(path: Path) -> ScoringModel:
     grid = _grid(root.table("grade"))
     identity = _identity(root.table("identity")) if "identity" in root.data else IdentityWindows()
     alerts = _alert_rules(root.table("alerts"))
-    return ScoringModel(engagement, fit, grid, alerts, free_mail, identity)
+    version = model_version(path, [t.text("in_list", None) for t in root.tables("fit")])
+    return ScoringModel(engagement, fit, grid, alerts, free_mail, identity, version)
+
+
+def model_version(path: Path, lists: list[str | None]) -> str:
+    """A model's version: the first 12 hex digits of SHA-256 over its TOML file and the
+    list files it reads (the free-mail list and each `in_list`), so the same content gives
+    the same version on any machine and any change gives a new one."""
+    digest = hashlib.sha256(path.read_bytes())
+    for name in sorted({FREE_MAIL_FILE, *(n for n in lists if n)}):
+        digest.update(b"\0" + name.encode() + b"\0" + (path.parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _identity(t: Table) -> IdentityWindows:

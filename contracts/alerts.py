@@ -43,6 +43,8 @@ class Alert(TypedDict):
     # account alert).
     signal: str | None
     identity: Identity
+    # The version of the scoring model that raised it (a content hash).
+    model: str
     # The contact's profile; for an account alert the account: person (the account key),
     # account, owner, engagement, and contacts (each person, name, title, grade, owner;
     # the engaged ones, most engaged first).

@@ -44,6 +44,8 @@ class ProfileView(TypedDict):
     # [event time ms, what happened], newest first.
     activity: list[list[Any]]
     machine_signals: dict[str, int]
+    # The version of the scoring model that scored it (a content hash).
+    model: str
     # What became of the lead, from a server source: `created`, `won`, `lost` or None; when
     # (event time, ms); whether an opportunity is open; its amount.
     outcome: str | None

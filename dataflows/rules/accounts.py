@@ -60,10 +60,12 @@ def roll_up(
         f"{key} is surging: {len(account.engaged_at)} engaged contacts in "
         f"{rule.window_ms / 86_400_000:.0f} days, account engagement {total:.0f}"
     )
-    return surge_alert(account, key, now, reason, late=late)
+    return surge_alert(account, key, now, reason, late=late, model=view.get("model", ""))
 
 
-def surge_alert(account: Account, key: str, now: int, reason: str, *, late: bool) -> Alert:
+def surge_alert(
+    account: Account, key: str, now: int, reason: str, *, late: bool, model: str
+) -> Alert:
     """An `account_surge` alert: about the account, not one of its contacts. It names the
     engaged contacts (most engaged first) and goes to the account's owner: the owner most
     of its engaged contacts have (ties: the most engaged contact's), else as routing
@@ -93,6 +95,7 @@ def surge_alert(account: Account, key: str, now: int, reason: str, *, late: bool
         "late": late,
         "signal": None,
         "identity": {"recognized_by": None, "verified": True},
+        "model": model,
         "profile": {**profile, "contacts": contacts},
         "contacts": sorted(account.engaged_at),
     }

@@ -45,6 +45,7 @@ def make_alert(
         "late": late,
         "signal": signal["id"] if signal is not None else None,
         "identity": identity(view.get("recognized_by")),
+        "model": view.get("model", ""),
         "profile": view,
     }
 

@@ -161,6 +161,7 @@ def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) 
         "top_signals": [[label, round(v, 1)] for label, v in assessment.contributions],
         "activity": [[ts, what] for ts, what in reversed(profile.activity)],
         "machine_signals": dict(profile.machine_signals),
+        "model": model.version,
         "outcome": profile.outcome,
         "outcome_at": profile.outcome_at or None,
         "open_opportunity": profile.open_opportunity,

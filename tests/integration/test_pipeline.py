@@ -11,6 +11,7 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
+from config.scoring import load_scoring_model
 from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys, decode_profile
@@ -323,3 +324,4 @@ def test_an_outcome_through_the_collector_is_recorded_and_is_no_engagement(
         25000.0,
     ), "a browser's claim of a lost deal is no outcome"
     assert lead["engagement"] == 11.0, "the pricing page view only (1 + 10)"
+    assert lead["model"] == load_scoring_model(settings.scoring_path).version

@@ -376,3 +376,12 @@ def test_an_account_surge_a_late_signal_caused_says_late():
     alert = roll_up(account, view, rule, late=True)
     assert alert is not None
     assert alert["late"] is True
+
+
+def test_every_profile_and_alert_names_the_model_that_made_it():
+    lead = Lead(owner="sam", **VP)
+    for minute in range(4):
+        lead.send(pricing(minute))
+    assert lead.alerts
+    assert {alert["model"] for alert in lead.alerts} == {MODEL.version}
+    assert lead.alerts[-1]["profile"]["model"] == MODEL.version

@@ -130,3 +130,17 @@ def test_settings_come_from_named_variables():
 def test_bad_setting_names_the_variable():
     with pytest.raises(ConfigError, match="DBL_COLLECTOR_PORT must be a whole number"):
         Settings.from_environment({"DBL_COLLECTOR_PORT": "eighty"})
+
+
+def test_a_models_version_is_its_content(tmp_path):
+    """The same files give the same version anywhere; a changed point, or a changed list a
+    rule reads, gives another."""
+    shipped = load_scoring_model(CONFIG_DIR / "scoring.toml").version
+    config = _copy_config(tmp_path)
+    assert load_scoring_model(config / "scoring.toml").version == shipped
+    assert len(shipped) == 12
+    _edit(config / "scoring.toml", "points = 10\n", "points = 11\n")
+    changed = load_scoring_model(config / "scoring.toml").version
+    assert changed != shipped
+    (config / "free_mail.txt").write_text((config / "free_mail.txt").read_text() + "x.example\n")
+    assert load_scoring_model(config / "scoring.toml").version not in (shipped, changed)
