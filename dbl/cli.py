@@ -10,7 +10,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -29,7 +28,14 @@ from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.export import export_events
 from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
-from tracking.imports import RowError, progress_bar, read_attendance, read_outcomes, send_all
+from tracking.imports import (
+    RowError,
+    progress_bar,
+    read_attendance,
+    read_outcomes,
+    send_all,
+    zoned_time,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +168,7 @@ def export_to_file(settings: Settings, start: str, end: str, path: Path) -> int:
 
 
 def _epoch_ms(option: str, text: str) -> int:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise DBLError(f"{option} {text!r} is not ISO-8601 (e.g. 2026-11-01T00:00:00Z)") from None
-    if when.tzinfo is None:
-        raise DBLError(f"{option} {text!r} needs a time zone (Z or +01:00)")
-    return int(when.timestamp() * 1000)
+    return int(zoned_time(option, text).timestamp() * 1000)
 
 
 def _site(settings: Settings, name: str) -> Site:

@@ -147,14 +147,23 @@ def _row(row: dict[str, Any], site: Site, received_at: int, row_id: str) -> list
 
 
 def _time(raw: str | None) -> str:
+    return zoned_time("time", raw).isoformat()
+
+
+def zoned_time(name: str, raw: str | None) -> datetime:
+    """An ISO-8601 time with its zone; `InvalidEvent` naming `name` otherwise.
+
+    >>> zoned_time("time", "2026-11-20T15:00:00Z").isoformat()
+    '2026-11-20T15:00:00+00:00'
+    """
     text = (raw or "").strip()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidEvent(f"time {text!r} is not ISO-8601 (e.g. 2026-11-20T15:00:00Z)") from None
+        raise InvalidEvent(f"{name} {text!r} is not ISO-8601 (e.g. 2026-11-20T15:00:00Z)") from None
     if parsed.tzinfo is None:
-        raise InvalidEvent(f"time {text!r} needs a time zone (Z or +01:00)")
-    return parsed.isoformat()
+        raise InvalidEvent(f"{name} {text!r} needs a time zone (Z or +01:00)")
+    return parsed
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
