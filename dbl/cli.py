@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from confluent_kafka import Producer
+from tqdm import tqdm
 
 from config.errors import ConfigError
 from config.routing import load_routing
@@ -30,10 +31,8 @@ from dbl.supervisor import Supervisor
 from dbl.topics import ensure_topics
 from tracking.imports import (
     RowError,
-    progress_bar,
     read_attendance,
     read_outcomes,
-    send_all,
     zoned_time,
 )
 
@@ -138,12 +137,11 @@ def import_csv(
         )
         producer.poll(0)
 
-    def report(done: int, total: int) -> None:
-        print(f"\r{progress_bar(done, total)}", end="", file=sys.stderr, flush=True)
-
-    sent = send_all(envelopes, len(envelopes), produce, report)
+    sent = 0
+    for envelope in tqdm(envelopes, desc=path.name, unit="event", file=sys.stderr):
+        produce(envelope)
+        sent += 1
     left = producer.flush(30)
-    print(file=sys.stderr)
     stored = sent - left - len(failures)
     if left or failures:
         print(f"{path}: only {stored} of {sent} events stored: {failures[:3]}", file=sys.stderr)
@@ -156,13 +154,14 @@ def import_csv(
 def export_to_file(settings: Settings, start: str, end: str, path: Path) -> int:
     """Export the events received in [start, end) with progress."""
 
-    def report(read: int) -> None:
-        print(f"\r{read} events read", end="", file=sys.stderr, flush=True)
-
-    count = export_events(
-        settings, _epoch_ms("--from", start), _epoch_ms("--to", end), path, report
-    )
-    print(file=sys.stderr)
+    with tqdm(desc="events read", unit="event", file=sys.stderr) as bar:
+        count = export_events(
+            settings,
+            _epoch_ms("--from", start),
+            _epoch_ms("--to", end),
+            path,
+            lambda read: bar.update(read - bar.n),
+        )
     print(f"{path}: {count} events")
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -164,24 +164,3 @@ def zoned_time(name: str, raw: str | None) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidEvent(f"{name} {text!r} needs a time zone (Z or +01:00)")
     return parsed
-
-
-def progress_bar(done: int, total: int, width: int = 30) -> str:
-    """`[#####.....]  50/100` for a terminal."""
-    filled = width * done // max(total, 1)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
-
-
-def send_all(
-    envelopes: Iterable[Envelope],
-    total: int,
-    produce: Callable[[Envelope], None],
-    report: Callable[[int, int], None],
-) -> int:
-    """Hand every envelope to `produce`, reporting progress; returns how many were handed."""
-    count = 0
-    for count, envelope in enumerate(envelopes, start=1):
-        produce(envelope)
-        if count % 100 == 0 or count == total:
-            report(count, total)
-    return count

@@ -96,7 +96,7 @@ def test_import_attendance_is_all_or_nothing_and_reports_lines(settings: Setting
     done = dbl(settings, "import-attendance", str(good), "--site", "demo-backend")
     assert done.returncode == 0, done.stderr
     assert "imported 150 rows (300 events)" in done.stdout
-    assert "[##############################] 300/300" in done.stderr, "progress is shown"
+    assert "300/300" in done.stderr, "progress is shown"
     records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 300)]
     assert len(records) == 300
     assert {r["trust"] for r in records} == {"server"}
