@@ -28,7 +28,7 @@ from contracts import codec, dead_letters
 from contracts.alerts import Alert
 from contracts.envelope import Envelope, InvalidEvent, decode, partition_key
 from contracts.read_model import RedisKeys
-from dataflows.guard import Failure
+from dataflows.guard import Failure, is_failure
 from dataflows.io import metrics
 from dataflows.io.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
 from dataflows.io.sources import EventsSource, ProgressSource
@@ -93,13 +93,9 @@ def failed_letter(kv: tuple[str, Failure]) -> KafkaSinkMessage[bytes | None, byt
     return KafkaSinkMessage(key.encode(), record)
 
 
-def _is_failure(kv: tuple[str, Any]) -> bool:
-    return isinstance(kv[1], Failure)
-
-
 def _kept(name: str, stream: Stream[Any], failures: list[Stream[Any]]) -> Stream[Any]:
     """A stateful step's output without its failures, which join `failures` (for the DLQ)."""
-    split = op.branch(f"split_failed_{name}", stream, _is_failure)
+    split = op.branch(f"split_failed_{name}", stream, is_failure)
     failures.append(split.trues)
     return split.falses
 

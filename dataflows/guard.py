@@ -37,6 +37,11 @@ class Failure:
     item: Mapping[str, Any] | None
 
 
+def is_failure(kv: tuple[str, Any]) -> bool:
+    """A keyed step output that is a `Failure` (for the DLQ branch)."""
+    return isinstance(kv[1], Failure)
+
+
 def failure(step: str, error: Exception, item: Mapping[str, Any] | None) -> Failure:
     """Count, log and describe one failed item.
 

@@ -127,7 +127,8 @@ def _register(code: int, cls: type) -> None:
 
     def setstate(obj: Any, state: tuple[Any, ...]) -> None:
         if _is_slot_state(state):
-            state = tuple(state[1][name] for name in names if name in state[1])
+            _set_by_name(obj, cls, names, state[1])
+            return
         if len(state) > len(names):
             raise pickle.UnpicklingError(
                 f"{cls.__name__} state has {len(state)} fields, this release knows "
@@ -147,6 +148,18 @@ def _register(code: int, cls: type) -> None:
 def _is_slot_state(state: tuple[Any, ...]) -> bool:
     """Format 0 pickled classes without a layout of their own as (None, {slot: value})."""
     return len(state) == 2 and state[0] is None and isinstance(state[1], dict)
+
+
+def _set_by_name(obj: Any, cls: type, names: tuple[str, ...], values: dict[str, Any]) -> None:
+    """Format 0's slot state, field by field (missing fields take their defaults)."""
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise pickle.UnpicklingError(
+            f"{cls.__name__} state has fields this release does not know ({unknown}): "
+            "it was written by a newer release"
+        )
+    for name in names:
+        object.__setattr__(obj, name, values[name] if name in values else _default(cls, name))
 
 
 def _default(cls: type, name: str) -> Any:

@@ -33,19 +33,14 @@ from tracking import metrics
 from tracking.api.email import EmailLinks
 from tracking.api.esp import SendGridApi
 from tracking.api.files import Files
-from tracking.api.segment import BATCH_PATHS, SHORT_CALLS, SINGLE_CALLS, SegmentApi
+from tracking.api.segment import BATCH_PATHS, CALL_PATHS, SegmentApi
 from tracking.intake import Intake, limit
 from tracking.producer import EventProducer
 from tracking.ratelimit import RateLimiter
 
 # Metric children bound once (a label look-up per request costs more than the count).
 _REQUEST_TIMERS: Final = {
-    path: metrics.REQUEST_SECONDS.labels(path)
-    for path in (
-        *(f"/v1/{call}" for call in (*SINGLE_CALLS, *SHORT_CALLS)),
-        *BATCH_PATHS,
-        "other",
-    )
+    path: metrics.REQUEST_SECONDS.labels(path) for path in (*CALL_PATHS, *BATCH_PATHS, "other")
 }
 _REASON_LABELS: Final = {
     400: "bad_request",

@@ -22,7 +22,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.guard import Failure, carried, failure
+from dataflows.guard import Failure, carried, failure, is_failure
 from dataflows.ordering.buffer import END_OF_INPUT, Progress, ReorderBuffer, Sequenced, Watermarks
 from dataflows.ordering.clock import EventClock
 from dataflows.ordering.workers import worker_keys, worker_of
@@ -152,14 +152,10 @@ def _reorder(
     def build(resume: bytes | None) -> Reorder:
         return Reorder(name, senders, tick, follow, resume)
 
-    routed = op.branch("split_unplaced", op.flat_map("route", up, route), _is_failure)
+    routed = op.branch("split_unplaced", op.flat_map("route", up, route), is_failure)
     ordered = op.map("rekey", op.stateful_batch("reorder", routed.falses, build), rekey)
-    released = op.branch("split_failed", ordered, _is_failure)
+    released = op.branch("split_failed", ordered, is_failure)
     return _Reordered(released.falses, op.merge("failed", routed.trues, released.trues))
-
-
-def _is_failure(kv: tuple[str, Any]) -> bool:
-    return isinstance(kv[1], Failure)
 
 
 class Reorder(StatefulBatchLogic[Sequenced | Progress, Any, bytes]):

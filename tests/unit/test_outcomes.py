@@ -74,5 +74,7 @@ def test_a_merge_keeps_the_latest_outcome_of_either_side():
 
 def test_only_a_plain_number_is_an_amount():
     signal = deal("Opportunity Won", 0)
-    for given, read in ((12_000, 12_000.0), ("12000", None), (True, None), (float("nan"), None)):
+    cases = [(12_000, 12_000.0), ("12000", None), (True, None), (float("nan"), None)]
+    cases += [("\u0661\u0662", None), ({"value": [1, {"deep": 2}]}, None), (10**400, None)]
+    for given, read in cases:
         assert amount_of({**signal, "props": {"amount": given}}) == read

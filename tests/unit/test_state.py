@@ -201,3 +201,12 @@ def test_a_profile_packed_before_outcomes_restores_with_none():
     )
     assert dana.traits == {"title": "VP"}
     assert (dana.outcome, dana.outcome_at, dana.open_opportunity) == (None, 0, False)
+
+
+def test_format_0_slot_state_restores_by_name_and_refuses_unknown_fields():
+    """Format 0 pickled classes without a layout of their own as (None, {slot: value})."""
+    account = Account.__new__(Account)
+    account.__setstate__((None, {"total": 3.0, "engagement": {"u-1": 3.0}}))  # type: ignore[attr-defined]
+    assert (account.total, account.engagement, account.contacts) == (3.0, {"u-1": 3.0}, {})
+    with pytest.raises(pickle.UnpicklingError, match="written by a newer release"):
+        Account.__new__(Account).__setstate__((None, {"total": 1.0, "later": 2}))  # type: ignore[attr-defined]

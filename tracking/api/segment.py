@@ -38,6 +38,11 @@ SINGLE_CALLS: Final = (
 SHORT_CALLS: Final = {"t": "track", "p": "page", "s": "screen", "i": "identify", "a": "alias"}
 SHORT_CALLS["g"] = "group"
 BATCH_PATHS: Final = ("/v1/batch", "/v1/b", "/beacon/v1/batch")
+# Every single-call path, under both spellings -> its call type.
+CALL_PATHS: Final = {
+    f"/v1/{path}": call
+    for path, call in {**{call: call for call in SINGLE_CALLS}, **SHORT_CALLS}.items()
+}
 
 
 class SegmentApi:
@@ -49,10 +54,8 @@ class SegmentApi:
 
     def routes(self) -> list[Route]:
         """The batch paths and one route per single call (each under both spellings)."""
-        calls = {**{call: call for call in SINGLE_CALLS}, **SHORT_CALLS}
         single = [
-            Route("POST", f"/v1/{path}", partial(self._single, call))
-            for path, call in calls.items()
+            Route("POST", path, partial(self._single, call)) for path, call in CALL_PATHS.items()
         ]
         return [*(Route("POST", path, self._batch) for path in BATCH_PATHS), *single]
 
