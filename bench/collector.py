@@ -28,8 +28,9 @@ from config.sites import load_sites
 from contracts import codec
 from contracts.envelope import partition_key
 from dbl import demo
-from dbl.embedded import EmbeddedBroker, free_port, wait_for_port
+from dbl.embedded import EmbeddedBroker, wait_for_port
 from dbl.topics import ensure_topics
+from runtime.ports import free_port
 from tracking.producer import producer_config
 from tracking.segment import from_segment
 

@@ -34,8 +34,9 @@ from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys
 from dbl import demo
-from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
+from runtime.ports import free_port
 
 SERVER_KEY = ("wk_demo_server", "")
 

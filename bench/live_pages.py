@@ -31,8 +31,9 @@ from confluent_kafka import Producer
 from config.routing import load_routing
 from config.settings import Settings
 from contracts import codec
-from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
+from runtime.ports import free_port
 
 CONNECT_TIMEOUT_S = 60.0
 ARRIVAL_TIMEOUT_S = 10.0

@@ -19,9 +19,10 @@ from confluent_kafka import Producer
 from bench.dataflow import dbl_flow, make_events, received_at
 from config.settings import Settings
 from dataflows.__main__ import cluster_workers
-from dbl.embedded import EmbeddedBroker, free_port
+from dbl.embedded import EmbeddedBroker
 from dbl.topics import ensure_topics
 from runtime.heap import collect_rarely
+from runtime.ports import free_port
 
 
 def flow(workers: int) -> Dataflow:

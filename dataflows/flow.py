@@ -173,16 +173,18 @@ def build_flow(
     profiles: Sink[ProfileWrite] | None = None,
     alerts: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
+    model: ScoringModel | None = None,
 ) -> Dataflow:
     """Build the dataflow for a cluster of `workers` workers in all (`-w` times the number
-    of processes); any end left as None is the real Kafka topic or Redis.
+    of processes); any end left as None is the real Kafka topic or Redis; the scoring model
+    is the deployment's unless given (a backtest gives its own).
 
     >>> from bytewax.testing import TestingSink, TestingSource
     >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
     ...                   alerts=TestingSink([]), dead_letters=TestingSink([]))
     """
     settings = settings or Settings.from_environment()
-    model = load_scoring_model(settings.scoring_path)
+    model = model or load_scoring_model(settings.scoring_path)
     # The receive time the stream has got to: `order_leads` moves it; timed decisions (an
     # idle cookie forgotten, a lead cooling) wait for it.
     clock = EventClock()

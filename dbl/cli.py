@@ -16,6 +16,7 @@ from typing import Final
 from confluent_kafka import Producer
 from tqdm import tqdm
 
+from backtests.backtest import Backtest, run_backtest
 from config.errors import ConfigError
 from config.routing import load_routing
 from config.secrets import refuse_demo_secrets
@@ -67,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("file", type=Path)
     export.add_argument("--from", dest="start", required=True, help="ISO-8601 time, with zone")
     export.add_argument("--to", dest="end", required=True, help="ISO-8601 time, with zone")
+    backtest = commands.add_parser(
+        "backtest", help="replay recorded events with a model; write report.json and .html"
+    )
+    backtest.add_argument("--model", type=Path, required=True, help="the model to try (TOML)")
+    backtest.add_argument("--against", type=Path, help="the model to compare it with")
+    backtest.add_argument("--events", type=Path, help="an export file (default: the topic)")
+    backtest.add_argument("--from", dest="start", help="ISO-8601 time, with zone")
+    backtest.add_argument("--to", dest="end", help="ISO-8601 time, with zone")
+    backtest.add_argument("--outcome", default="won", help="won (default), created or lost")
+    backtest.add_argument("--within-days", type=float, default=90.0)
+    backtest.add_argument("--at-age-days", type=float, default=30.0, help="when leads are ranked")
+    backtest.add_argument("--processes", type=int, default=1)
+    backtest.add_argument("--workers", type=int, default=1, help="workers per process")
+    backtest.add_argument("--out", type=Path, required=True, help="folder for the report")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -85,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return import_csv(Settings.from_environment(), args.file, args.site, read_attendance)
         if args.command == "export-events":
             return export_to_file(Settings.from_environment(), args.start, args.end, args.file)
+        if args.command == "backtest":
+            return backtest_command(Settings.from_environment(), args)
         if args.command == "import-outcomes":
             return import_csv(Settings.from_environment(), args.file, args.site, read_outcomes)
         ensure_topics(Settings.from_environment())
@@ -163,6 +180,35 @@ def export_to_file(settings: Settings, start: str, end: str, path: Path) -> int:
             lambda read: bar.update(read - bar.n),
         )
     print(f"{path}: {count} events")
+    return 0
+
+
+def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Replay history with a model (and the one it would replace) and write the report."""
+    test = Backtest(
+        model=args.model,
+        against=args.against,
+        export=args.events,
+        start_ms=_epoch_ms("--from", args.start) if args.start else None,
+        end_ms=_epoch_ms("--to", args.end) if args.end else None,
+        outcome=args.outcome,
+        within_days=args.within_days,
+        at_age_days=args.at_age_days,
+        processes=args.processes,
+        workers_per_process=args.workers,
+    )
+    report = run_backtest(settings, test, args.out)
+    for name, model in report["models"].items():
+        sales = model["outcomes"]["sales_ready"]
+        print(
+            f"{name} {model['version']}: {model['alerts']['total']} alerts to "
+            f"{len(model['alerts']['by_rep'])} reps, {model['leads']} leads; sales_ready "
+            f"precision {sales['precision']} (base rate {model['outcomes']['base_rate']})"
+        )
+    events = report["input"]["events"]
+    seconds = sum(report["seconds"].values())
+    print(f"{events} events replayed {len(report['models'])}x in {seconds:.1f} s")
+    print(f"report: {args.out / 'report.html'}")
     return 0
 
 

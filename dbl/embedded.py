@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from contracts.errors import DBLError
+from runtime.ports import free_port
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
@@ -27,13 +28,6 @@ _PR_SET_PDEATHSIG = 1
 
 class EmbeddedServiceError(DBLError):
     """An embedded service did not start; its log says why."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def die_with_parent() -> None:

@@ -20,8 +20,9 @@ from hypothesis import settings as hypothesis_settings
 from config.settings import Settings
 from contracts import codec
 from contracts.envelope import Envelope
-from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
+from runtime.ports import free_port
 
 hypothesis_settings.register_profile("dbl", deadline=None, max_examples=150)
 hypothesis_settings.load_profile("dbl")

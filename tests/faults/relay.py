@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 
-from dbl.embedded import free_port
+from runtime.ports import free_port
 
 
 class CuttableRelay:

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dbl.embedded import free_port
+from runtime.ports import free_port
 from tests.conftest import start_module, stop_processes, wait_until
 from tests.faults.live import (
     LiveTraffic,

@@ -13,7 +13,8 @@ import redis
 from segment.analytics import Client
 
 from config.settings import Settings
-from dbl.embedded import EmbeddedBroker, EmbeddedRedis, free_port, wait_for_port
+from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
+from runtime.ports import free_port
 from tests.conftest import fresh_settings, start_module, stop_processes, wait_until
 from tests.faults.live import (
     LiveTraffic,

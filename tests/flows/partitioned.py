@@ -22,7 +22,7 @@ from contracts import codec
 from contracts.envelope import Envelope, partition_key
 from dataflows.flow import build_flow
 from dataflows.io.sinks import ProfileWrite
-from dbl.embedded import free_port
+from runtime.ports import free_port
 
 Partitions = dict[str, list[KafkaSourceMessage[bytes, bytes]]]
 

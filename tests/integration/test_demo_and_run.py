@@ -19,7 +19,8 @@ from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys
 from dbl import demo
-from dbl.embedded import free_port, wait_for_port
+from dbl.embedded import wait_for_port
+from runtime.ports import free_port
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,8 @@ import redis
 from bench.live_pages import measure
 from config.settings import Settings
 from contracts import codec
-from dbl.embedded import free_port, wait_for_port
+from dbl.embedded import wait_for_port
+from runtime.ports import free_port
 from tests.conftest import (
     ProcessFactory,
     alert,

@@ -1,0 +1,190 @@
+"""The recorded signal stream a backtest replays, from the broker or from an export, laid out
+as part files the replay's workers read.
+
+Each part file holds one line per event: its receive time, a space, the event as the
+collector wrote it. From the broker, a part is one partition of the events topic in log
+order (the live dataflow's exact input). From an export (`dbl export-events`), events are
+spread over parts by their partition key, each part in receive-time order: the same order
+the live dataflow puts them in before scoring.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from config.settings import Settings
+from contracts import kafka
+from contracts.envelope import InvalidEvent, decode, partition_key
+from contracts.errors import DBLError
+
+POLL_S: Final = 1.0
+STALL_S: Final = 30.0
+REPORT_EVERY: Final = 5000
+# Parts of an export's replay: the number of workers reading it (more would only add
+# progress markers).
+EXPORT_PARTS: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Part files ready to replay, how many events they hold and their receive-time span."""
+
+    parts: list[Path]
+    events: int
+    first_ms: int | None
+    last_ms: int | None
+    source: str
+
+
+@dataclass(slots=True)
+class _Span:
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+
+    def add(self, received_at: int) -> None:
+        self.count += 1
+        self.first = received_at if self.first is None else min(self.first, received_at)
+        self.last = received_at if self.last is None else max(self.last, received_at)
+
+
+def from_export(
+    path: Path,
+    directory: Path,
+    window: tuple[int | None, int | None],
+    report: Callable[[int], None],
+    parts: int = EXPORT_PARTS,
+) -> History:
+    """Lay out an export's events received within `window` (epoch ms, either end open)."""
+    if not path.is_file():
+        raise DBLError(f"{path}: no such export file")
+    lines: list[list[tuple[int, bytes]]] = [[] for _ in range(parts)]
+    span = _Span()
+    for number, raw in enumerate(_export_lines(path), start=1):
+        try:
+            event = decode(raw)
+        except InvalidEvent as exc:
+            raise DBLError(f"{path}, line {number}: not an event ({exc.reason})") from None
+        received = event["received_at"]
+        if _within(received, window):
+            key = partition_key(event).encode()
+            lines[zlib.crc32(key) % parts].append((received, raw))
+            span.add(received)
+        if number % REPORT_EVERY == 0:
+            report(number)
+    files = []
+    for index, part in enumerate(lines):
+        # Stable: events received in the same millisecond keep the export's order.
+        part.sort(key=lambda line: line[0])
+        files.append(_write_part(directory / f"part-{index}.events", part))
+    return History(files, span.count, span.first, span.last, str(path))
+
+
+def _export_lines(path: Path) -> Iterator[bytes]:
+    try:
+        with gzip.open(path, "rb") as file:
+            for line in file:
+                if line.strip():
+                    yield line.rstrip(b"\n")
+    except (OSError, EOFError) as exc:
+        raise DBLError(f"{path}: not a gzipped export ({exc})") from None
+
+
+def from_broker(
+    settings: Settings,
+    directory: Path,
+    window: tuple[int | None, int | None],
+    report: Callable[[int], None],
+) -> History:
+    """Lay out the events topic's events received within `window`, partition by partition."""
+    topic = settings.events_topic
+    config = {"group.id": "dbl-backtest", "enable.auto.commit": False, "enable.partition.eof": True}
+    consumer = Consumer(kafka.consumer_config(settings.brokers, **config))
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise DBLError(f"no topic {topic!r} on the broker")
+        span, files, read = _Span(), [], 0
+        for partition in sorted(metadata.partitions):
+            start = _first_offset(consumer, TopicPartition(topic, partition), window[0])
+            kept: list[tuple[int, bytes]] = []
+            for received, value in _read_partition(consumer, start):
+                read += 1
+                if _within(received, window):
+                    kept.append((received, value))
+                    span.add(received)
+                if read % REPORT_EVERY == 0:
+                    report(read)
+            files.append(_write_part(directory / f"part-{partition}.events", kept))
+        report(read)
+        return History(files, span.count, span.first, span.last, f"topic {topic}")
+    finally:
+        consumer.close()
+
+
+def _first_offset(consumer: Consumer, at: TopicPartition, start_ms: int | None) -> TopicPartition:
+    """From the first record at or after `start_ms` (a broker without a time index answers 0:
+    the whole partition is read and filtered)."""
+    if start_ms is None:
+        return TopicPartition(at.topic, at.partition, 0)
+    [found] = consumer.offsets_for_times(
+        [TopicPartition(at.topic, at.partition, start_ms)], timeout=10
+    )
+    offset = found.offset if found.offset >= 0 else OFFSET_END
+    return TopicPartition(at.topic, at.partition, offset)
+
+
+def _read_partition(consumer: Consumer, start: TopicPartition) -> Iterator[tuple[int, bytes]]:
+    """(broker timestamp, value) of each record from `start` to the partition's end."""
+    consumer.assign([start])
+    stalled = 0.0
+    while True:
+        message = consumer.poll(POLL_S)
+        if message is None:
+            stalled += POLL_S
+            if stalled >= STALL_S:
+                raise DBLError(f"partition {start.partition} stopped answering")
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return
+            raise DBLError(f"reading partition {start.partition}: {error}")
+        stalled = 0.0
+        value = message.value()
+        if value is not None:
+            yield message.timestamp()[1], value
+
+
+def _within(received: int, window: tuple[int | None, int | None]) -> bool:
+    start, end = window
+    return (start is None or received >= start) and (end is None or received < end)
+
+
+def _write_part(path: Path, lines: list[tuple[int, bytes]]) -> Path:
+    with path.open("wb") as file:
+        for received, raw in lines:
+            file.write(b"%d %s\n" % (received, raw))
+    return path
+
+
+def read_part(path: Path) -> Iterator[tuple[int, bytes]]:
+    """A part file's (receive time, event bytes), in order.
+
+    >>> import tempfile
+    >>> part = Path(tempfile.mkdtemp()) / "part-0.events"
+    >>> _ = _write_part(part, [(5, codec.dumps({"id": "a"}))])
+    >>> list(read_part(part))
+    [(5, b'{"id":"a"}')]
+    """
+    with path.open("rb") as file:
+        for line in file:
+            received, _, raw = line.rstrip(b"\n").partition(b" ")
+            yield int(received), raw

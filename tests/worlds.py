@@ -1,0 +1,97 @@
+"""Small generated markets whose buyers are known: leads who identify, browse for weeks, and
+(some of them) win a deal, told by the CRM as `Opportunity Created` and `Opportunity Won`.
+
+Buyers read pricing and demo pages and fill the demo form in the weeks before their deal;
+the others read the blog. A model that gives points to pricing and demo pages ranks them
+first; one that gives points to the blog ranks them last.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from contracts import codec
+from contracts.envelope import Envelope
+from tests.conftest import envelope
+
+DAY = 86_400_000
+TITLES = ["VP Sales", "Head of Marketing", "Engineer", "Student", "Director of IT", "CFO"]
+INDUSTRIES = ["Software", "Retail", "Finance", "Education"]
+
+
+@dataclass(frozen=True)
+class World:
+    """The signals of a market, in receive-time order, and who bought (and when)."""
+
+    signals: list[Envelope]
+    buyers: dict[str, int]
+
+
+def world(seed: int, leads: int = 120, start: int = 1_767_225_600_000, days: int = 150) -> World:
+    """A market of `leads` leads over `days` days from `start` (epoch ms)."""
+    rng = random.Random(seed)
+    signals: list[Envelope] = []
+    buyers: dict[str, int] = {}
+    for n in range(leads):
+        email = f"lead{n}@company{n % 40}.com"
+        cookie = f"w{seed}-{n}"
+        born = start + rng.randrange(0, (days - 100) * DAY)
+        buys = rng.random() < 0.25
+        traits = {
+            "title": rng.choice(TITLES),
+            "company_size": rng.choice([5, 50, 400, 2000]),
+            "industry": rng.choice(INDUSTRIES),
+            "country": "US",
+        }
+        signals.append(_at(rng, born, type="identify", anon_id=cookie, email=email, props=traits))
+        won = born + rng.randrange(20, 70) * DAY
+        pages = ["/pricing", "/demo", "/pricing", "/product"] if buys else ["/blog", "/careers"]
+        end = won if buys else born + 90 * DAY
+        t = born
+        while True:
+            t += rng.randrange(1, 6) * DAY + rng.randrange(0, DAY)
+            if t >= end:
+                break
+            path = rng.choice(pages)
+            signals.append(_at(rng, t, anon_id=cookie, context={"page": {"path": path}}))
+        if buys:
+            created = won - 10 * DAY
+            signals.append(_crm(rng, created, email, "Opportunity Created"))
+            signals.append(_crm(rng, won, email, "Opportunity Won", amount=12_000))
+            buyers[email] = won
+    signals.sort(key=lambda s: (s["received_at"], s["id"]))
+    return World(signals, buyers)
+
+
+def _at(rng: random.Random, ts: int, **fields: object) -> Envelope:
+    return envelope(id=uuid.UUID(int=rng.getrandbits(128)).hex, ts=ts, received_at=ts, **fields)
+
+
+def _crm(
+    rng: random.Random, ts: int, email: str, event: str, amount: int | None = None
+) -> Envelope:
+    props = {} if amount is None else {"amount": amount}
+    return _at(
+        rng,
+        ts,
+        type="track",
+        channel="crm",
+        trust="server",
+        source="crm",
+        anon_id=None,
+        email=email,
+        event=event,
+        props=props,
+    )
+
+
+def write_export(signals: list[Envelope], path: Path) -> Path:
+    """The signals as `dbl export-events` writes them."""
+    with gzip.open(path, "wb") as out:
+        for signal in signals:
+            out.write(codec.dumps(signal) + b"\n")
+    return path
