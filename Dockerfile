@@ -9,6 +9,7 @@ COPY tracking ./tracking
 COPY dataflows ./dataflows
 COPY alerts ./alerts
 COPY config ./config
+COPY backtests ./backtests
 RUN pip install --no-cache-dir .
 # Settings come from the environment (config/settings.py); these point at the compose services.
 ENV DBL_CONFIG_DIR=/app/config

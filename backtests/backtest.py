@@ -19,9 +19,15 @@ from backtests.replay import Replayed, replay
 from backtests.report import FORMAT, Judging, day, differences, model_report, report_json
 from config.scoring import load_scoring_model
 from config.settings import Settings
+from contracts import codec
 from contracts.errors import DBLError
 
 OUTCOMES = ("won", "created", "lost")
+# What `leads.jsonl` keeps of each lead's last profile.
+LEAD_FIELDS = (
+    *("grade", "fit", "engagement", "sales_ready", "as_of", "last_seen", "model", "owner"),
+    *("outcome", "outcome_at"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +111,25 @@ def run_backtest(
     }
     if "current" in replays:
         report["differences"] = differences(replays["candidate"], replays["current"])
+    for name, replayed in replays.items():
+        _write_outputs(replayed, out / name)
     (out / "report.json").write_bytes(report_json(report))
     (out / "report.html").write_text(page(report), encoding="utf-8")
     report["seconds"] = {name: r.seconds for name, r in replays.items()}
     return report
+
+
+def _write_outputs(replayed: Replayed, directory: Path) -> None:
+    """Every alert the model would have raised (with its rep) and every lead's last scores,
+    as JSON Lines, for ops to look into (and to compare with what the live system did)."""
+    directory.mkdir(exist_ok=True)
+    with (directory / "alerts.jsonl").open("wb") as file:
+        for alert in replayed.alerts:
+            file.write(codec.dumps(alert.as_dict()) + b"\n")
+    with (directory / "leads.jsonl").open("wb") as file:
+        for person, lead in replayed.leads.items():
+            scores = {k: lead.final.get(k) for k in LEAD_FIELDS}
+            file.write(codec.dumps({"person": person, **scores}) + b"\n")
 
 
 def _history(settings: Settings, test: Backtest, root: Path, quiet: bool) -> History:

@@ -104,27 +104,40 @@ def from_broker(
     report: Callable[[int], None],
 ) -> History:
     """Lay out the events topic's events received within `window`, partition by partition."""
+    span = _Span()
+    parts: dict[int, list[tuple[int, bytes]]] = {}
+    for partition, received, value in recorded(settings, window, report):
+        parts.setdefault(partition, []).append((received, value))
+        span.add(received)
+    files = [_write_part(directory / f"part-{p}.events", parts.get(p, [])) for p in sorted(parts)]
+    source = f"topic {settings.events_topic}"
+    return History(files, span.count, span.first, span.last, source)
+
+
+def recorded(
+    settings: Settings, window: tuple[int | None, int | None], report: Callable[[int], None]
+) -> Iterator[tuple[int, int, bytes]]:
+    """(partition, receive time, event) of each event on the events topic received within
+    `window`, partition by partition in log order. `report` is told how many records were
+    read so far (the window's edges are found by time where the broker can: the embedded one
+    cannot, and its partitions are read whole and filtered)."""
     topic = settings.events_topic
-    config = {"group.id": "dbl-backtest", "enable.auto.commit": False, "enable.partition.eof": True}
+    config = {"group.id": "dbl-history", "enable.auto.commit": False, "enable.partition.eof": True}
     consumer = Consumer(kafka.consumer_config(settings.brokers, **config))
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
             raise DBLError(f"no topic {topic!r} on the broker")
-        span, files, read = _Span(), [], 0
+        read = 0
         for partition in sorted(metadata.partitions):
             start = _first_offset(consumer, TopicPartition(topic, partition), window[0])
-            kept: list[tuple[int, bytes]] = []
             for received, value in _read_partition(consumer, start):
                 read += 1
                 if _within(received, window):
-                    kept.append((received, value))
-                    span.add(received)
+                    yield partition, received, value
                 if read % REPORT_EVERY == 0:
                     report(read)
-            files.append(_write_part(directory / f"part-{partition}.events", kept))
         report(read)
-        return History(files, span.count, span.first, span.last, f"topic {topic}")
     finally:
         consumer.close()
 
@@ -180,9 +193,9 @@ def read_part(path: Path) -> Iterator[tuple[int, bytes]]:
 
     >>> import tempfile
     >>> part = Path(tempfile.mkdtemp()) / "part-0.events"
-    >>> _ = _write_part(part, [(5, codec.dumps({"id": "a"}))])
+    >>> _ = _write_part(part, [(5, b'{"id": 1}')])
     >>> list(read_part(part))
-    [(5, b'{"id":"a"}')]
+    [(5, b'{"id": 1}')]
     """
     with path.open("rb") as file:
         for line in file:

@@ -21,7 +21,7 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e2e8f0}
 .card{border:1px solid #e2e8f0;border-radius:8px;padding:8px 12px;min-width:130px}
 .card b{display:block;font-size:20px}.card span{color:#475569;font-size:12px}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(720px,1fr));gap:16px}
-figure{margin:0}figcaption{font-weight:600}svg{width:100%;height:auto}
+figure{margin:0;max-width:760px}figcaption{font-weight:600}svg{width:100%;height:auto}
 .grid{stroke:#e2e8f0}.tick{font-size:10px;fill:#475569}
 .legend{font-size:12px;margin:2px 0}.key{margin-right:12px}
 .key i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}

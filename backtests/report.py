@@ -200,18 +200,14 @@ def _ranking(leads: dict[str, LeadRecord], judging: Judging) -> dict[str, Any]:
         key=lambda x: (-x[0], x[1]),
     )
     deciles = []
-    for n in range(DECILES):
-        chunk = ranked[n * len(ranked) // DECILES : (n + 1) * len(ranked) // DECILES]
-        if chunk:
-            got = sum(c[2] for c in chunk) / len(chunk)
-            deciles.append(
-                {
-                    "decile": n + 1,
-                    "leads": len(chunk),
-                    "rate": _round(got),
-                    "lift": _round(got / rate),
-                }
-            )
+    # Fewer leads than deciles: one group per lead.
+    groups = min(DECILES, len(ranked))
+    for n in range(groups):
+        chunk = ranked[n * len(ranked) // groups : (n + 1) * len(ranked) // groups]
+        got = sum(c[2] for c in chunk) / len(chunk)
+        deciles.append(
+            {"decile": n + 1, "leads": len(chunk), "rate": _round(got), "lift": _round(got / rate)}
+        )
     by_grade: dict[str, list[int]] = defaultdict(list)
     for _, view, label in sample:
         by_grade[view["grade"]].append(label)

@@ -31,15 +31,21 @@ class World:
     buyers: dict[str, int]
 
 
-def world(seed: int, leads: int = 120, start: int = 1_767_225_600_000, days: int = 150) -> World:
-    """A market of `leads` leads over `days` days from `start` (epoch ms)."""
+def world(
+    seed: int,
+    leads: int = 120,
+    start: int = 1_767_225_600_000,
+    days: int = 150,
+    day_ms: int = DAY,
+) -> World:
+    """A market of `leads` leads over `days` days of `day_ms` from `start` (epoch ms)."""
     rng = random.Random(seed)
     signals: list[Envelope] = []
     buyers: dict[str, int] = {}
     for n in range(leads):
         email = f"lead{n}@company{n % 40}.com"
         cookie = f"w{seed}-{n}"
-        born = start + rng.randrange(0, (days - 100) * DAY)
+        born = start + rng.randrange(0, (days - 100) * day_ms)
         buys = rng.random() < 0.25
         traits = {
             "title": rng.choice(TITLES),
@@ -48,18 +54,18 @@ def world(seed: int, leads: int = 120, start: int = 1_767_225_600_000, days: int
             "country": "US",
         }
         signals.append(_at(rng, born, type="identify", anon_id=cookie, email=email, props=traits))
-        won = born + rng.randrange(20, 70) * DAY
+        won = born + rng.randrange(20, 70) * day_ms
         pages = ["/pricing", "/demo", "/pricing", "/product"] if buys else ["/blog", "/careers"]
-        end = won if buys else born + 90 * DAY
+        end = won if buys else born + 90 * day_ms
         t = born
         while True:
-            t += rng.randrange(1, 6) * DAY + rng.randrange(0, DAY)
+            t += rng.randrange(1, 6) * day_ms + rng.randrange(0, day_ms)
             if t >= end:
                 break
             path = rng.choice(pages)
             signals.append(_at(rng, t, anon_id=cookie, context={"page": {"path": path}}))
         if buys:
-            created = won - 10 * DAY
+            created = won - 10 * day_ms
             signals.append(_crm(rng, created, email, "Opportunity Created"))
             signals.append(_crm(rng, won, email, "Opportunity Won", amount=12_000))
             buyers[email] = won

@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("tracking", "dataflows", "alerts")
 SHARED = ("contracts", "config", "runtime")
 LAUNCHER = "dbl"
+LEARNING = ("sklearn", "numpy", "scipy", "pandas")
+# Tools on top of the dataflow (replays): they may use the dataflow, no service uses them.
+TOOLS = ("backtests",)
 # What the pure rules may not import: I/O, the engine, the layers above them.
 NOT_IN_RULES = (
     *("bytewax", "redis", "confluent_kafka", "prometheus_client", "uvicorn", "socket"),
@@ -38,7 +41,7 @@ def top(module: str) -> str:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_service_imports_another_service_or_the_launcher(service):
-    others = {*SERVICES, LAUNCHER} - {service}
+    others = {*SERVICES, *TOOLS, LAUNCHER} - {service}
     crossing = [f"{p.relative_to(ROOT)}: {m}" for p, m in imports(service) if top(m) in others]
     assert crossing == []
 
@@ -48,9 +51,25 @@ def test_shared_packages_import_no_service_and_not_the_launcher(package):
     crossing = [
         f"{p.relative_to(ROOT)}: {m}"
         for p, m in imports(package)
-        if top(m) in {*SERVICES, LAUNCHER}
+        if top(m) in {*SERVICES, *TOOLS, LAUNCHER}
     ]
     assert crossing == []
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_tools_use_the_dataflow_and_shared_packages_only(tool):
+    crossing = [
+        f"{p.relative_to(ROOT)}: {m}"
+        for p, m in imports(tool)
+        if top(m) in {"tracking", "alerts", LAUNCHER}
+    ]
+    assert crossing == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_learns_on_the_per_event_path(service):
+    found = [f"{p.relative_to(ROOT)}: {m}" for p, m in imports(service) if top(m) in LEARNING]
+    assert found == []
 
 
 def test_the_pure_rules_import_no_io_and_no_engine():
