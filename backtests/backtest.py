@@ -34,7 +34,8 @@ LEAD_FIELDS = (
 class Backtest:
     """What to replay, with which models, and how to judge it."""
 
-    model: Path
+    # A model file, or None: the models as published in the log.
+    model: Path | None
     against: Path | None = None
     export: Path | None = None
     start_ms: int | None = None
@@ -44,6 +45,8 @@ class Backtest:
     at_age_days: float = 30
     processes: int = 1
     workers_per_process: int = 1
+    # Compare with the models as published in the log (`--against published`).
+    compare_with_published: bool = False
 
     def check(self) -> None:
         """Refuse what cannot run, before reading anything."""
@@ -77,8 +80,8 @@ def run_backtest(
             int(test.at_age_days * DAY_MS),
             test.end_ms if test.end_ms is not None else (history.last_ms or 0) + 1,
         )
-        models = {"candidate": test.model}
-        if test.against is not None:
+        models: dict[str, Path | None] = {"candidate": test.model}
+        if test.against is not None or test.compare_with_published:
             models["current"] = test.against
         replays: dict[str, Replayed] = {}
         for name, path in models.items():
@@ -102,8 +105,7 @@ def run_backtest(
         },
         "models": {
             name: {
-                "file": models[name].name,
-                "version": load_scoring_model(models[name]).version,
+                **_named(models[name]),
                 **model_report(replayed, judging),
             }
             for name, replayed in replays.items()
@@ -117,6 +119,12 @@ def run_backtest(
     (out / "report.html").write_text(page(report), encoding="utf-8")
     report["seconds"] = {name: r.seconds for name, r in replays.items()}
     return report
+
+
+def _named(model: Path | None) -> dict[str, str]:
+    if model is None:
+        return {"file": "as published", "version": "the log's"}
+    return {"file": model.name, "version": load_scoring_model(model).version}
 
 
 def _write_outputs(replayed: Replayed, directory: Path) -> None:
@@ -147,7 +155,7 @@ def _replay(
     settings: Settings,
     test: Backtest,
     history: History,
-    model: Path,
+    model: Path | None,
     directory: Path,
     judging: Judging,
     name: str,
@@ -164,6 +172,7 @@ def _replay(
             history.parts,
             model,
             directory,
+            settings=settings,
             routing=settings.routing_path,
             at_age_ms=judging.at_age_ms,
             processes=test.processes,

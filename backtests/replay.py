@@ -33,7 +33,9 @@ from contracts import codec
 from contracts.envelope import ANONYMOUS_PREFIX
 from contracts.errors import DBLError
 from dataflows.flow import build_flow
+from dataflows.io.models import fetch_from_topic
 from dataflows.io.sinks import ProfileWrite
+from dataflows.models import Models
 from runtime.ports import free_port
 
 BATCH: Final = 1000
@@ -45,7 +47,9 @@ POLL_S: Final = 0.2
 class Job:
     """What every replay process reads from `job.pickle` in its folder."""
 
-    model: Path
+    # The model scoring everything, or None: the models as published in the log.
+    model: Path | None
+    settings: Settings
     routing: Path
     parts: list[Path]
     at_age_ms: int
@@ -67,9 +71,10 @@ class Replayed:
 
 def replay(
     parts: list[Path],
-    model: Path,
+    model: Path | None,
     directory: Path,
     *,
+    settings: Settings,
     routing: Path,
     at_age_ms: int,
     processes: int = 1,
@@ -77,11 +82,13 @@ def replay(
     report: Callable[[int], None] = lambda done: None,
     timeout_s: float = 24 * 3600,
 ) -> Replayed:
-    """Replay the part files with `model` in `directory` (which must be empty); `report`
-    is told how many events were read so far."""
-    load_scoring_model(model)  # refuse a bad model before starting anything
+    """Replay the part files with `model` (None: the models as published in the log, and
+    the deployment's before the first) in `directory` (which must be empty); `report` is
+    told how many events were read so far."""
+    if model is not None:
+        load_scoring_model(model)  # refuse a bad model before starting anything
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)] if processes > 1 else []
-    job = Job(model, routing, parts, at_age_ms, processes, workers_per_process, addresses)
+    job = Job(model, settings, routing, parts, at_age_ms, processes, workers_per_process, addresses)
     (directory / "job.pickle").write_bytes(pickle.dumps(job))
     started = time.monotonic()
     logs = [(directory / f"process-{n}.log").open("wb") for n in range(processes)]
@@ -300,6 +307,13 @@ def _report_progress(path: Path) -> None:
         time.sleep(PROGRESS_EVERY_S)
 
 
+def _models(job: Job) -> Models:
+    if job.model is not None:
+        return Models(load_scoring_model(job.model), fixed=True)
+    base = load_scoring_model(job.settings.scoring_path)
+    return Models(base, fetch_from_topic(job.settings))
+
+
 def run_process(directory: Path, process_id: int) -> None:
     """One replay process: build the flow on the job's parts and run it to their end."""
     job: Job = pickle.loads((directory / "job.pickle").read_bytes())
@@ -312,7 +326,7 @@ def run_process(directory: Path, process_id: int) -> None:
         profiles=LeadsSink(directory, job.at_age_ms),
         alerts=AlertsSink(directory, load_routing(job.routing)),
         dead_letters=DeadLettersSink(directory),
-        model=load_scoring_model(job.model),
+        models=_models(job),
     )
     cluster_main(flow, job.addresses, process_id, worker_count_per_proc=job.workers_per_process)
     progress.write_text(str(_Read.count))

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.errors import ConfigError
 from config.toml import Table
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 FREE_MAIL_FILE = "free_mail.txt"
+# A model's TOML file, by the name it has among the files that make it.
+MODEL_FILE = "scoring.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +212,48 @@ def model_version(path: Path, lists: list[str | None]) -> str:
     """A model's version: the first 12 hex digits of SHA-256 over its TOML file and the
     list files it reads (the free-mail list and each `in_list`), so the same content gives
     the same version on any machine and any change gives a new one."""
-    digest = hashlib.sha256(path.read_bytes())
-    for name in sorted({FREE_MAIL_FILE, *(n for n in lists if n)}):
-        digest.update(b"\0" + name.encode() + b"\0" + (path.parent / name).read_bytes())
+    return version_of(_files(path, lists))
+
+
+def version_of(files: Mapping[str, bytes]) -> str:
+    """The version of a model given as its files (`MODEL_FILE` and the lists, by name).
+
+    >>> version_of({MODEL_FILE: b"x", FREE_MAIL_FILE: b""})
+    '0dc43ea43b8d'
+    """
+    digest = hashlib.sha256(files[MODEL_FILE])
+    for name in sorted(n for n in files if n != MODEL_FILE):
+        digest.update(b"\0" + name.encode() + b"\0" + files[name])
     return digest.hexdigest()[:12]
+
+
+def model_files(path: Path) -> dict[str, bytes]:
+    """A model as the files that make it: the TOML (as `MODEL_FILE`) and each list it reads,
+    by name; what publishing hands to the running system. The model is validated first."""
+    load_scoring_model(path)
+    root = Table.load(path)
+    return _files(path, [t.text("in_list", None) for t in root.tables("fit")])
+
+
+def _files(path: Path, lists: list[str | None]) -> dict[str, bytes]:
+    files = {MODEL_FILE: path.read_bytes()}
+    for name in sorted({FREE_MAIL_FILE, *(n for n in lists if n)}):
+        files[name] = (path.parent / name).read_bytes()
+    return files
+
+
+def load_model_files(files: Mapping[str, bytes]) -> ScoringModel:
+    """A model from its files (as `model_files` gives them), validated like a file on disk.
+    List names must be plain file names."""
+    for name in files:
+        if Path(name).name != name or name.startswith("."):
+            raise ConfigError(name, "", "is not a plain file name")
+    if MODEL_FILE not in files:
+        raise ConfigError(MODEL_FILE, "", "is missing from the model")
+    with tempfile.TemporaryDirectory(prefix="dbl-model-") as folder:
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+        return load_scoring_model(Path(folder) / MODEL_FILE)
 
 
 def _identity(t: Table) -> IdentityWindows:

@@ -37,6 +37,8 @@ class Settings:
     events_topic: str = field(default="dbl.events", metadata=_env("DBL_EVENTS_TOPIC"))
     alerts_topic: str = field(default="dbl.alerts", metadata=_env("DBL_ALERTS_TOPIC"))
     dlq_topic: str = field(default="dbl.events.dlq", metadata=_env("DBL_DLQ_TOPIC"))
+    # Published scoring models (`dbl model publish`), kept for ever.
+    models_topic: str = field(default="dbl.models", metadata=_env("DBL_MODELS_TOPIC"))
     events_partitions: int = field(default=4, metadata=_env("DBL_EVENTS_PARTITIONS"))
     redis_prefix: str = field(default="dbl", metadata=_env("DBL_REDIS_PREFIX"))
     collector_host: str = field(default="127.0.0.1", metadata=_env("DBL_COLLECTOR_HOST"))

@@ -13,7 +13,7 @@ I/O. The collector builds envelopes from Segment calls (`tracking/segment.py`).
 
 from __future__ import annotations
 
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from contracts import codec
 from contracts.errors import DBLError
@@ -89,6 +89,9 @@ class Envelope(TypedDict):
     trust: str
     # Why a machine, not a person, made this signal (kept out of scores), or None.
     machine: str | None
+    # The version of the scoring model in effect at the signal's place in the log: set by
+    # the dataflow as it reads the log ("" before any publication), never by the collector.
+    model: NotRequired[str]
 
 
 def contact_key(user_id: str | None, email: str | None) -> str | None:

@@ -22,7 +22,7 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import Sink
 
 from config.routing import load_routing
-from config.scoring import ScoringModel, load_scoring_model
+from config.scoring import load_scoring_model
 from config.settings import Settings
 from contracts import codec, dead_letters
 from contracts.alerts import Alert
@@ -30,8 +30,10 @@ from contracts.envelope import Envelope, InvalidEvent, decode, partition_key
 from contracts.read_model import RedisKeys
 from dataflows.guard import Failure, is_failure
 from dataflows.io import metrics
+from dataflows.io.models import fetch_from_topic
 from dataflows.io.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
-from dataflows.io.sources import EventsSource, ProgressSource
+from dataflows.io.sources import EventsSource, ProgressSource, Stamped
+from dataflows.models import Models
 from dataflows.ordering.buffer import Progress, Sequenced
 from dataflows.ordering.clock import EventClock
 from dataflows.ordering.operator import in_stream_order, to_every_worker, with_progress
@@ -58,18 +60,23 @@ class Rejected:
 
 
 def decode_message(
-    message: KafkaSourceMessage[bytes | None, bytes | None] | Progress,
+    message: KafkaSourceMessage[bytes | None, bytes | None] | Stamped | Progress,
 ) -> Envelope | Progress | Rejected:
-    """Decode one broker message; bad input becomes data for the DLQ, never a crash.
-    Progress markers pass through."""
+    """Decode one broker message, naming the model in effect at its place in the log; bad
+    input becomes data for the DLQ, never a crash. Progress markers pass through."""
     if isinstance(message, Progress):
         return message
+    model = ""
+    if isinstance(message, Stamped):
+        model = message.model
+        message = message.message
     try:
         envelope = decode(message.value)
     except InvalidEvent as exc:
         metrics.REJECTED.inc()
         return Rejected(exc.reason, message)
     metrics.ACCEPTED.inc()
+    envelope["model"] = model
     return envelope
 
 
@@ -146,11 +153,12 @@ def _is_data(kv: tuple[str, Any]) -> bool:
     return not isinstance(kv[1], Progress)
 
 
-def _anonymous_writes(model: ScoringModel, outcome: Outcome) -> list[ProfileWrite]:
+def _anonymous_writes(models: Models, outcome: Outcome) -> list[ProfileWrite]:
     writes: list[ProfileWrite] = []
     if outcome.moved_from is not None:
         writes.append(ProfileWrite(outcome.moved_from, None))
     if outcome.anonymous is not None:
+        model = models.lasting(outcome.anonymous.model)
         writes.append(anonymous_write(outcome.anonymous, model))
     return writes
 
@@ -173,22 +181,24 @@ def build_flow(
     profiles: Sink[ProfileWrite] | None = None,
     alerts: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
-    model: ScoringModel | None = None,
+    models: Models | None = None,
 ) -> Dataflow:
     """Build the dataflow for a cluster of `workers` workers in all (`-w` times the number
-    of processes); any end left as None is the real Kafka topic or Redis; the scoring model
-    is the deployment's unless given (a backtest gives its own).
+    of processes); any end left as None is the real Kafka topic or Redis. The models are the
+    deployment's `scoring.toml` and those published on the models topic, unless given (a
+    backtest gives its own).
 
     >>> from bytewax.testing import TestingSink, TestingSource
     >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
     ...                   alerts=TestingSink([]), dead_letters=TestingSink([]))
     """
     settings = settings or Settings.from_environment()
-    model = model or load_scoring_model(settings.scoring_path)
+    if models is None:
+        models = Models(load_scoring_model(settings.scoring_path), fetch_from_topic(settings))
     # The receive time the stream has got to: `order_leads` moves it; timed decisions (an
     # idle cookie forgotten, a lead cooling) wait for it.
     clock = EventClock()
-    rules = IdentityRules(model, clock)
+    rules = IdentityRules(models, clock)
     flow = Dataflow("dbl")
     failures: list[Stream[Any]] = []
 
@@ -217,7 +227,7 @@ def build_flow(
     unlinked = op.branch("split_unlinked_views", signals.stream, _is_profile_write)
     records = _kept(
         "record_contact",
-        op.stateful_batch("record_contact", unlinked.falses, lambda r: RecordContact(model, r)),
+        op.stateful_batch("record_contact", unlinked.falses, lambda r: RecordContact(models, r)),
         failures,
     )
 
@@ -225,7 +235,7 @@ def build_flow(
     for_leads = in_stream_order("order_leads", records, after=signals, place=_for_lead, clock=clock)
     scored = _kept(
         "score",
-        op.stateful_batch("score", for_leads.stream, lambda r: ScoreLead(model, clock, r)),
+        op.stateful_batch("score", for_leads.stream, lambda r: ScoreLead(models, clock, r)),
         failures,
     )
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)
@@ -236,7 +246,7 @@ def build_flow(
     account_updates = op.filter("updates_only", for_accounts.stream, _is_data)
     surges = _kept(
         "rollup_account",
-        op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(model, r)),
+        op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(models, r)),
         failures,
     )
     failures += [s.failures for s in (signals, for_leads, for_accounts) if s.failures is not None]
@@ -246,7 +256,7 @@ def build_flow(
         op.flat_map(
             "anonymous_profile",
             op.flat_map("outcomes", outcomes, _data),
-            lambda outcome: _anonymous_writes(model, outcome),
+            lambda outcome: _anonymous_writes(models, outcome),
         ),
         op.map("contact_profile", lead_updates, _contact_write),
         op.map("unlinked_profile", unlinked.trues, lambda kv: kv[1]),
@@ -255,7 +265,7 @@ def build_flow(
         settings.redis,
         RedisKeys(settings.redis_prefix),
         load_routing(settings.routing_path),
-        anonymous_ttl_ms=model.identity.anonymous_ttl_ms,
+        anonymous_ttl_ms=models.base.identity.anonymous_ttl_ms,
     )
     op.output("profiles_out", writes, redis_sink)
 

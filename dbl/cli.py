@@ -25,7 +25,7 @@ from config.sites import Site, load_sites, site_named
 from contracts import codec, email_links, kafka
 from contracts.envelope import Envelope, partition_key
 from contracts.errors import DBLError
-from dbl import demo
+from dbl import demo, models
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.export import export_events
 from dbl.supervisor import Supervisor
@@ -36,6 +36,10 @@ from tracking.imports import (
     read_outcomes,
     zoned_time,
 )
+
+DONE: Final = {"publish": "published", "rollback": "rolled back to"}
+# `--model published`: the models as the log says they were published, as live scored.
+PUBLISHED: Final = "published"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     backtest = commands.add_parser(
         "backtest", help="replay recorded events with a model; write report.json and .html"
     )
-    backtest.add_argument("--model", type=Path, required=True, help="the model to try (TOML)")
-    backtest.add_argument("--against", type=Path, help="the model to compare it with")
+    backtest.add_argument(
+        "--model", required=True, help="the model to try (TOML), or 'published': as live"
+    )
+    backtest.add_argument("--against", help="the model to compare it with, or 'published'")
     backtest.add_argument("--events", type=Path, help="an export file (default: the topic)")
     backtest.add_argument("--from", dest="start", help="ISO-8601 time, with zone")
     backtest.add_argument("--to", dest="end", help="ISO-8601 time, with zone")
@@ -82,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--processes", type=int, default=1)
     backtest.add_argument("--workers", type=int, default=1, help="workers per process")
     backtest.add_argument("--out", type=Path, required=True, help="folder for the report")
+    model = commands.add_parser("model", help="publish, roll back or list scoring models")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    publish = model_commands.add_parser("publish", help="hand a model to the running system")
+    publish.add_argument("file", type=Path, help="the model (scoring.toml and its lists)")
+    publish.add_argument("--evaluation", type=Path, help="its backtest's report.json")
+    publish.add_argument("--by", help="who publishes it (default: your login)")
+    back = model_commands.add_parser("rollback", help="return to the previous version")
+    back.add_argument("--by", help="who rolls back (default: your login)")
+    model_commands.add_parser("list", help="versions with who, when and their evaluation")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -100,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return import_csv(Settings.from_environment(), args.file, args.site, read_attendance)
         if args.command == "export-events":
             return export_to_file(Settings.from_environment(), args.start, args.end, args.file)
+        if args.command == "model":
+            return model_command(Settings.from_environment(), args)
         if args.command == "backtest":
             return backtest_command(Settings.from_environment(), args)
         if args.command == "import-outcomes":
@@ -186,8 +203,9 @@ def export_to_file(settings: Settings, start: str, end: str, path: Path) -> int:
 def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
     """Replay history with a model (and the one it would replace) and write the report."""
     test = Backtest(
-        model=args.model,
-        against=args.against,
+        model=_model_choice(args.model),
+        against=_model_choice(args.against),
+        compare_with_published=args.against == PUBLISHED,
         export=args.events,
         start_ms=_epoch_ms("--from", args.start) if args.start else None,
         end_ms=_epoch_ms("--to", args.end) if args.end else None,
@@ -210,6 +228,28 @@ def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{events} events replayed {len(report['models'])}x in {seconds:.1f} s")
     print(f"report: {args.out / 'report.html'}")
     return 0
+
+
+def model_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`dbl model publish | rollback | list`."""
+    if args.model_command == "list":
+        print("\n".join(models.listing(settings)))
+        return 0
+    if args.model_command == "publish":
+        done = models.publish(settings, args.file, evaluation=args.evaluation, by=args.by)
+    else:
+        done = models.rollback(settings, by=args.by)
+    print(
+        f"model {done.version} {DONE[args.model_command]}: marker written to {done.partitions} "
+        f"partitions of {settings.events_topic}; every signal after it is scored with it "
+        "(leads are re-graded on their next signal)"
+    )
+    return 0
+
+
+def _model_choice(text: str | None) -> Path | None:
+    """A model file, or None for the models as published in the log."""
+    return None if text is None or text == PUBLISHED else Path(text)
 
 
 def _epoch_ms(option: str, text: str) -> int:

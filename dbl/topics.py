@@ -17,11 +17,13 @@ class TopicError(DBLError):
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create the events (N partitions), alerts and DLQ topics unless they exist."""
+    """Create the events (N partitions), alerts, DLQ and models topics unless they exist.
+    Published models are kept for ever: every marker in the events log names one."""
     wanted = [
         NewTopic(settings.events_topic, settings.events_partitions, 1),
         NewTopic(settings.alerts_topic, settings.events_partitions, 1),
         NewTopic(settings.dlq_topic, 1, 1),
+        NewTopic(settings.models_topic, 1, 1, config={"retention.ms": "-1"}),
     ]
     admin = AdminClient(kafka.admin_config(settings.brokers))
     for name, future in admin.create_topics(wanted, request_timeout=TIMEOUT_S).items():

@@ -65,6 +65,7 @@ def fresh_settings(bootstrap_servers: str, redis_url: str) -> Settings:
         events_topic=f"t{tag}.events",
         alerts_topic=f"t{tag}.alerts",
         dlq_topic=f"t{tag}.dlq",
+        models_topic=f"t{tag}.models",
         redis_prefix=f"t{tag}",
         dispatcher_group=f"t{tag}.dispatcher",
         collector_port=free_port(),

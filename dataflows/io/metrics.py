@@ -50,3 +50,8 @@ STEP_FAILURES = Counter(
     "Signals a step's rules raised on: sent to the DLQ with the reason, the worker goes on.",
     ["step"],
 )
+MODEL_CHANGES = Counter(
+    "dbl_model_changes_total",
+    "Model markers read from the events topic (one per partition per publication), by version.",
+    ["version"],
+)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaSource
+from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage
 from bytewax.connectors.kafka import _KafkaSourcePartition as KafkaSourcePartition
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
@@ -14,6 +15,8 @@ from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
 from contracts import kafka
+from contracts.models import changed_to
+from dataflows.io import metrics
 from dataflows.ordering.buffer import Progress
 
 WATERMARK_TIMEOUT_S = 1.0
@@ -72,24 +75,47 @@ class EventsSource(KafkaSource):
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """A message read after a model marker in its partition: scored with that model."""
+
+    message: KafkaSourceMessage[bytes | None, bytes | None]
+    model: str
+
+
 class _ProgressPartition(StatefulSourcePartition[Any, Any]):
     def __init__(
-        self, inner: StatefulSourcePartition[Any, Any], part: str, idle_lag_ms: int
+        self,
+        inner: StatefulSourcePartition[Any, Any],
+        part: str,
+        idle_lag_ms: int,
+        model: str,
     ) -> None:
         self._inner = inner
         self._part = part
         self._idle_lag_ms = idle_lag_ms
         self._received_to = -1
         self._log_end = _LogEnd(inner) if isinstance(inner, KafkaSourcePartition) else None
+        # The model in effect at this point of the partition ("" before any publication).
+        self._model = model
 
     def next_batch(self) -> list[Any]:
-        batch = list(self._inner.next_batch())
+        batch: list[Any] = []
         received_to = self._received_to
-        for message in batch:
+        messages = self._inner.next_batch()
+        for message in messages:
             stamp = getattr(message, "timestamp", None)
             if stamp is not None and stamp[1] > received_to:
                 received_to = stamp[1]
-        if not batch and self._log_end is not None and self._log_end.reached():
+            version = changed_to(getattr(message, "key", None), getattr(message, "value", None))
+            if version is not None:
+                self._model = version
+                metrics.MODEL_CHANGES.labels(version).inc()
+            elif self._model:
+                batch.append(Stamped(message, self._model))
+            else:
+                batch.append(message)
+        if not messages and self._log_end is not None and self._log_end.reached():
             # Anything still to come will be stamped from about now on. (A partition that
             # merely has nothing *yet*, such as one catching up after a restart, says nothing:
             # its backlog must keep its place in the stream order; test sources that cannot
@@ -104,7 +130,7 @@ class _ProgressPartition(StatefulSourcePartition[Any, Any]):
         return self._inner.next_awake()
 
     def snapshot(self) -> Any:
-        return self._inner.snapshot()
+        return (self._inner.snapshot(), self._model)
 
     def close(self) -> None:
         self._inner.close()
@@ -114,7 +140,8 @@ class ProgressSource(FixedPartitionedSource[Any, Any]):
     """Wraps a partitioned source of broker messages: after each batch a partition emits
     `Progress(part, t)`, t being the latest message timestamp (the collector's receive time)
     it has read; a partition that has read all the broker holds reports the wall clock less
-    `idle_lag_ms`.
+    `idle_lag_ms`. A model marker is not passed on: the messages after it in its partition
+    are, as `Stamped` with its version (kept in the partition's snapshot).
 
     >>> settings = Settings(kafka_bootstrap_servers="127.0.0.1:9092")
     >>> source = ProgressSource(EventsSource(settings), idle_lag_ms=50)
@@ -132,5 +159,7 @@ class ProgressSource(FixedPartitionedSource[Any, Any]):
         self, step_id: str, for_part: str, resume_state: Any | None
     ) -> _ProgressPartition:
         """The wrapped partition, followed by progress markers."""
-        inner = self._inner.build_part(step_id, for_part, resume_state)
-        return _ProgressPartition(inner, for_part, self._idle_lag_ms)
+        # Snapshots of release 0.1.0 hold the wrapped partition's state alone.
+        inner_state, model = resume_state if isinstance(resume_state, tuple) else (resume_state, "")
+        inner = self._inner.build_part(step_id, for_part, inner_state)
+        return _ProgressPartition(inner, for_part, self._idle_lag_ms, model)

@@ -77,6 +77,9 @@ class Profile:
     outcome_at: int = 0
     open_opportunity: bool = False
     outcome_amount: float | None = None
+    # The version of the model in effect at the latest signal ("" for the deployment's own):
+    # timed decisions about this profile use it.
+    model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Tou
     """Record one signal: engagement points, explicit traits, sessions and the timeline. An
     outcome is recorded as such: no points, no session."""
     ts = signal["ts"]
+    profile.model = signal.get("model", "")
     outcome = outcome_of(signal)
     if outcome is not None:
         _record_outcome(profile, outcome, ts, amount_of(signal))

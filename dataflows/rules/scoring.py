@@ -44,7 +44,17 @@ def decay(points: float, elapsed_ms: float, half_life_ms: float) -> float:
 
 @dataclass(slots=True)
 class Engagement:
-    """Decayed points per engagement rule, all as of event time `as_of` (ms)."""
+    """Decayed points per engagement rule, all as of event time `as_of` (ms).
+
+    Points of a rule the model in effect does not have (a published model dropped or
+    renamed it) count for nothing and are dropped as time moves on:
+
+    >>> engagement = Engagement(0, {"gone": 5.0, "kept": 2.0})
+    >>> engagement.total(0, {"kept": 1.0})
+    2.0
+    >>> engagement.advance(1, {"kept": 1.0}); sorted(engagement.points)
+    ['kept']
+    """
 
     as_of: int = 0
     points: dict[str, float] = field(default_factory=dict)
@@ -64,8 +74,9 @@ class Engagement:
         if elapsed <= 0:
             return
         decayed = {
-            rule_id: decay(value, elapsed, half_lives[rule_id])
+            rule_id: decay(value, elapsed, half_life)
             for rule_id, value in self.points.items()
+            if (half_life := half_lives.get(rule_id)) is not None
         }
         self.points = {k: v for k, v in decayed.items() if abs(v) >= NEGLIGIBLE_POINTS}
         self.as_of = ts
@@ -83,8 +94,9 @@ class Engagement:
         """Each rule's points decayed to `at` (never earlier than `as_of`)."""
         elapsed = max(0, at - self.as_of)
         return {
-            rule_id: decay(value, elapsed, half_lives[rule_id])
+            rule_id: decay(value, elapsed, half_life)
             for rule_id, value in self.points.items()
+            if (half_life := half_lives.get(rule_id)) is not None
         }
 
     def total(self, at: int, half_lives: Mapping[str, float]) -> float:
@@ -92,7 +104,9 @@ class Engagement:
         elapsed = max(0, at - self.as_of)
         points = 0.0
         for rule_id, value in self.points.items():
-            points += value * 0.5 ** (elapsed / half_lives[rule_id]) if elapsed else value
+            half_life = half_lives.get(rule_id)
+            if half_life is not None:
+                points += value * 0.5 ** (elapsed / half_life) if elapsed else value
         return max(0.0, points)
 
 

@@ -13,6 +13,7 @@ from config.scoring import ScoringModel
 from contracts.envelope import Envelope, contact_key
 from dataflows.guard import Failure, apply_packed
 from dataflows.io import metrics
+from dataflows.models import Models
 from dataflows.ordering.clock import EventClock
 from dataflows.ordering.operator import DomainStep
 from dataflows.rules.dedupe import SeenIds
@@ -32,18 +33,18 @@ from dataflows.state import FRESH, pack, unpack
 class IdentityRules:
     """What every key of the identify step shares: one object, not four fields per key."""
 
-    model: ScoringModel
+    models: Models
     clock: EventClock
 
-    @property
-    def dedupe_window_ms(self) -> int:
-        """How long a message id is remembered per key (receive time)."""
-        return self.model.identity.dedupe_window_ms
+    def model_of(self, signal: Envelope) -> ScoringModel:
+        """The model in effect at a signal's place in the log."""
+        return self.models.of(signal.get("model", ""))
 
-    @property
-    def anonymous_ttl_ms(self) -> int:
-        """How long an unclaimed cookie may idle (event time) before it is forgotten."""
-        return self.model.identity.anonymous_ttl_ms
+    def anonymous_ttl_ms(self, cookie: Cookie) -> int:
+        """How long an unclaimed cookie may idle (event time) before it is forgotten, by
+        the model of its latest signal."""
+        model = self.models.lasting(cookie.history.model if cookie.history else "")
+        return model.identity.anonymous_ttl_ms
 
 
 class Identify(DomainStep[Envelope, Outcome | Failure]):
@@ -63,9 +64,7 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
         self._packed = resume if resume is not None else FRESH
         self._counted = False
         self._idle_after = (
-            None
-            if resume is None
-            else idle_after(unpack_identity(resume)[1], rules.anonymous_ttl_ms)
+            None if resume is None else _idle_after(unpack_identity(resume)[1], rules)
         )
 
     def on_items(self, items: list[Envelope]) -> tuple[Iterable[Outcome | Failure], bool]:
@@ -73,7 +72,7 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
             "identify", self._packed, items, unpack_identity, self._identify
         )
         if visitor is not None:
-            self._idle_after = idle_after(visitor[1], self._rules.anonymous_ttl_ms)
+            self._idle_after = _idle_after(visitor[1], self._rules)
         return out, StatefulBatchLogic.RETAIN
 
     def _identify(
@@ -83,7 +82,8 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
 
     def _resolve(self, seen: SeenIds, cookie: Cookie, value: Envelope) -> list[Outcome]:
         rules = self._rules
-        if not seen.first_time(value["id"], value["received_at"], rules.dedupe_window_ms):
+        model = rules.model_of(value)
+        if not seen.first_time(value["id"], value["received_at"], model.identity.dedupe_window_ms):
             metrics.DUPLICATES.inc()
             return []
         anon_id = value["anon_id"]
@@ -93,10 +93,10 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
         if not self._counted:
             metrics.COOKIES.inc()
             self._counted = True
-        if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms):
+        if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms(cookie)):
             cookie.history = None  # only an unclaimed cookie goes idle: this is a fresh one
         linked_before = cookie.contact
-        outcome = resolve(cookie, anon_id, value, rules.model)
+        outcome = resolve(cookie, anon_id, value, model)
         if cookie.contact != linked_before:
             metrics.IDENTITY_LINKS.labels(cookie.how).inc()
         return [outcome]
@@ -141,3 +141,7 @@ def _contact_of(signal: Envelope) -> str:
     person = contact_key(signal["user_id"], signal["email"])
     assert person is not None, "decode guarantees an id"
     return person
+
+
+def _idle_after(cookie: Cookie, rules: IdentityRules) -> int | None:
+    return idle_after(cookie, rules.anonymous_ttl_ms(cookie))

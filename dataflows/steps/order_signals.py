@@ -55,9 +55,9 @@ class FollowContacts:
             return self._mine(routes.merge(value), worker)
         if isinstance(value, Forget):
             return self._mine(routes.forget(value), worker)
-        rules = self._rules
-        routed = routes.route(key, value, rules.model, rules.anonymous_ttl_ms)
-        return [(k, _written(v, rules.model) if isinstance(v, Anonymous) else v) for k, v in routed]
+        model = self._rules.model_of(value.signal)
+        routed = routes.route(key, value, model, model.identity.anonymous_ttl_ms)
+        return [(k, _written(v, model) if isinstance(v, Anonymous) else v) for k, v in routed]
 
     def _mine(self, routed: list[tuple[str, Any]], worker: int) -> list[tuple[str, Any]]:
         return [(k, v) for k, v in routed if worker_of(k, self._workers) == worker]

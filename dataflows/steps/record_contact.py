@@ -10,10 +10,10 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 from prometheus_client import Gauge
 
-from config.scoring import ScoringModel
 from contracts.envelope import Envelope
 from dataflows.guard import apply_packed
 from dataflows.io import metrics
+from dataflows.models import Models
 from dataflows.ordering.buffer import Sequenced
 from dataflows.ordering.operator import DomainStep
 from dataflows.rules.leads import record
@@ -30,10 +30,10 @@ class RecordContact(DomainStep[ForLead | Rejoin | Erase, tuple[str, Sequenced]])
     forget erases it, drop it (the lead's own key tells the lead). The record is kept
     packed between batches, so what is sent is a copy as of the merge."""
 
-    __slots__ = ("_model", "_packed")
+    __slots__ = ("_models", "_packed")
 
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
-        self._model = model
+    def __init__(self, models: Models, resume: bytes | None) -> None:
+        self._models = models
         self._packed = resume if resume is not None else FRESH
 
     def on_items(self, items: list[ForLead | Rejoin | Erase]) -> tuple[Iterable[Any], bool]:
@@ -50,7 +50,8 @@ class RecordContact(DomainStep[ForLead | Rejoin | Erase, tuple[str, Sequenced]])
     ) -> tuple[Profile | None, list[Any]]:
         if isinstance(value, ForLead):
             own = own or Profile(value.item.person)
-            item = record(own, value.item, self._model)
+            model = self._models.of(value.item.signal.get("model", ""))
+            item = record(own, value.item, model)
             order = signal_order(item.signal, item.person)
             return own, [(value.lead, Sequenced(order, (value.lead, replace(value, item=item))))]
         if isinstance(value, Rejoin):

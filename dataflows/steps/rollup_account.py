@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from bytewax.operators import StatefulBatchLogic
 
-from config.scoring import ScoringModel
 from contracts.alerts import Alert
 from dataflows.guard import Failure, apply_packed
+from dataflows.models import Models
 from dataflows.ordering.operator import DomainStep
 from dataflows.rules.accounts import Account, account_update
 from dataflows.rules.leads import LeadUpdate
@@ -18,10 +18,10 @@ from dataflows.state import FRESH, unpack
 class RollupAccount(DomainStep[LeadUpdate, Alert | Failure]):
     """Per account: sum its contacts' engagement and alert when the account surges."""
 
-    __slots__ = ("_packed", "_rule")
+    __slots__ = ("_models", "_packed")
 
-    def __init__(self, model: ScoringModel, resume: bytes | None) -> None:
-        self._rule = model.alerts.account_surge
+    def __init__(self, models: Models, resume: bytes | None) -> None:
+        self._models = models
         self._packed = resume if resume is not None else FRESH
 
     def on_items(self, items: list[LeadUpdate]) -> tuple[Iterable[Alert | Failure], bool]:
@@ -31,7 +31,8 @@ class RollupAccount(DomainStep[LeadUpdate, Alert | Failure]):
         return out, StatefulBatchLogic.RETAIN
 
     def _apply(self, account: Account, update: LeadUpdate) -> tuple[Account, list[Alert]]:
-        alert = account_update(account, update, self._rule)
+        rule = self._models.lasting(update.view.get("model", "")).alerts.account_surge
+        alert = account_update(account, update, rule)
         return account, [] if alert is None else [alert]
 
     def snapshot(self) -> bytes:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
-from config.scoring import ScoringModel
 from dataflows.guard import Failure, apply_each, failure
 from dataflows.io import metrics
+from dataflows.models import Models
 from dataflows.ordering.clock import EventClock
 from dataflows.ordering.operator import DomainStep
 from dataflows.rules.leads import LeadUpdate, cool_if_due, dissolve, fold_in, update_lead
@@ -31,10 +31,10 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
     by the configured lateness (so a late signal from before it can still count). A signal
     whose rules raise is rolled back (`dataflows/guard.py`) to the lead packed before its batch."""
 
-    __slots__ = ("_clock", "_model", "_profile", "_saved")
+    __slots__ = ("_clock", "_models", "_profile", "_saved")
 
-    def __init__(self, model: ScoringModel, clock: EventClock, resume: bytes | None) -> None:
-        self._model = model
+    def __init__(self, models: Models, clock: EventClock, resume: bytes | None) -> None:
+        self._models = models
         self._clock = clock
         self._profile = None if resume is None else unpack_own(resume)
         # The lead packed as it is now, when known (a snapshot): what a batch that fails
@@ -63,11 +63,11 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
     def _apply(
         self, profile: Profile | None, value: LeadInput
     ) -> tuple[Profile | None, list[LeadUpdate]]:
-        model = self._model
+        models = self._models
         if isinstance(value, ForLead):
             signal = value.item.signal
             profile = profile or Profile(value.lead, since=signal["received_at"])
-            updates = update_lead(profile, value.item, model)
+            updates = update_lead(profile, value.item, models.of(signal.get("model", "")))
             metrics.LAG_SECONDS.observe(max(0.0, time.time() - signal["received_at"] / 1000))
             return profile, updates
         if isinstance(value, Join):
@@ -76,10 +76,12 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
             own = unpack_own(value.own or FRESH)
             profile = profile or Profile(value.lead, since=value.merge["received_at"])
             order = merge_order(value.merge, value.member)
+            model = models.of(value.merge.get("model", ""))
             return profile, fold_in(profile, own, value.merge, model, order)
         if profile is None:
             return None, []
         (metrics.FORGETS if value.forgotten else metrics.IDENTITY_MERGES).inc()
+        model = models.of(value.signal.get("model", ""))
         return None, [dissolve(profile, value.signal, model, merge_order(value.signal))]
 
     def notify_at(self) -> datetime | None:
@@ -106,7 +108,8 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
         order = (due, due, "", profile.person)
         saved = self._saved if self._saved is not None else pack(profile)
         try:
-            cooled = cool_if_due(profile, profile.cooling_at, self._model, order)
+            model = self._models.lasting(profile.model)
+            cooled = cool_if_due(profile, profile.cooling_at, model, order)
         except Exception as error:
             restored = unpack_own(saved)
             assert restored is not None
@@ -120,7 +123,8 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
         """When (event time) a pending cooling is reported: lateness after it happened."""
         if self._profile is None or self._profile.cooling_at is None:
             return None
-        return self._profile.cooling_at + int(self._model.alerts.late_after_ms)
+        model = self._models.lasting(self._profile.model)
+        return self._profile.cooling_at + int(model.alerts.late_after_ms)
 
     def snapshot(self) -> bytes:
         if self._saved is None:

@@ -22,6 +22,7 @@ from contracts import codec
 from contracts.envelope import Envelope, partition_key
 from dataflows.flow import build_flow
 from dataflows.io.sinks import ProfileWrite
+from dataflows.models import Models
 from runtime.ports import free_port
 
 Partitions = dict[str, list[KafkaSourceMessage[bytes, bytes]]]
@@ -74,7 +75,9 @@ class PartitionedSource(FixedPartitionedSource[Any, int]):
         return _Part(self._parts[for_part], self._batch_size)
 
 
-def run_in_process(parts: Partitions, workers: int) -> tuple[dict[str, Any], list[Any]]:
+def run_in_process(
+    parts: Partitions, workers: int, models: Models | None = None
+) -> tuple[dict[str, Any], list[Any]]:
     """Final profiles and alerts of the flow run in this process on `workers` workers."""
     writes: list[ProfileWrite] = []
     alerts: list[Any] = []
@@ -85,6 +88,7 @@ def run_in_process(parts: Partitions, workers: int) -> tuple[dict[str, Any], lis
         profiles=TestingSink(writes),
         alerts=TestingSink(alerts),
         dead_letters=TestingSink([]),
+        models=models,
     )
     if workers == 1:
         run_main(flow)
