@@ -1,11 +1,12 @@
 """The recorded signal stream a backtest replays, from the broker or from an export, laid out
 as part files the replay's workers read.
 
-Each part file holds one line per event: its receive time, a space, the event as the
-collector wrote it. From the broker, a part is one partition of the events topic in log
-order (the live dataflow's exact input). From an export (`dbl export-events`), events are
-spread over parts by their partition key, each part in receive-time order: the same order
-the live dataflow puts them in before scoring.
+Each part file holds one line per record: its receive time, `e` (an event) or `m` (a model
+marker), the record as it was written. From the broker, a part is one partition of the
+events topic in log order (the live dataflow's exact input). From an export (`dbl
+export-events`), events are spread over parts by their partition key, each part in
+receive-time order (the order the live dataflow puts them in before scoring), and each
+model marker goes into every part at its time.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from typing import Final
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from config.settings import Settings
-from contracts import kafka
+from contracts import codec, kafka
 from contracts.envelope import InvalidEvent, decode, partition_key
 from contracts.errors import DBLError
+from contracts.models import change_in, changed_to
 
 POLL_S: Final = 1.0
 STALL_S: Final = 30.0
 REPORT_EVERY: Final = 5000
+EVENT: Final = b"e"
+MARKER: Final = b"m"
+# (receive time, EVENT or MARKER, the record as written)
+Line = tuple[int, bytes, bytes]
 # Parts of an export's replay: the number of workers reading it (more would only add
 # progress markers).
 EXPORT_PARTS: Final = 4
@@ -65,9 +71,15 @@ def from_export(
     """Lay out an export's events received within `window` (epoch ms, either end open)."""
     if not path.is_file():
         raise DBLError(f"{path}: no such export file")
-    lines: list[list[tuple[int, bytes]]] = [[] for _ in range(parts)]
+    lines: list[list[Line]] = [[] for _ in range(parts)]
     span = _Span()
     for number, raw in enumerate(_export_lines(path), start=1):
+        if change_in(raw) is not None:
+            at = codec.loads(raw).get("at")
+            if isinstance(at, int) and _within(at, window):
+                for part in lines:
+                    part.append((at, MARKER, raw))
+            continue
         try:
             event = decode(raw)
         except InvalidEvent as exc:
@@ -75,7 +87,7 @@ def from_export(
         received = event["received_at"]
         if _within(received, window):
             key = partition_key(event).encode()
-            lines[zlib.crc32(key) % parts].append((received, raw))
+            lines[zlib.crc32(key) % parts].append((received, EVENT, raw))
             span.add(received)
         if number % REPORT_EVERY == 0:
             report(number)
@@ -105,9 +117,12 @@ def from_broker(
 ) -> History:
     """Lay out the events topic's events received within `window`, partition by partition."""
     span = _Span()
-    parts: dict[int, list[tuple[int, bytes]]] = {}
-    for partition, received, value in recorded(settings, window, report):
-        parts.setdefault(partition, []).append((received, value))
+    parts: dict[int, list[Line]] = {}
+    for partition, received, key, value in recorded(settings, window, report):
+        if changed_to(key, value) is not None:
+            parts.setdefault(partition, []).append((received, MARKER, value))
+            continue
+        parts.setdefault(partition, []).append((received, EVENT, value))
         span.add(received)
     files = [_write_part(directory / f"part-{p}.events", parts.get(p, [])) for p in sorted(parts)]
     source = f"topic {settings.events_topic}"
@@ -116,8 +131,8 @@ def from_broker(
 
 def recorded(
     settings: Settings, window: tuple[int | None, int | None], report: Callable[[int], None]
-) -> Iterator[tuple[int, int, bytes]]:
-    """(partition, receive time, event) of each event on the events topic received within
+) -> Iterator[tuple[int, int, bytes | None, bytes]]:
+    """(partition, receive time, key, value) of each record on the events topic received within
     `window`, partition by partition in log order. `report` is told how many records were
     read so far (the window's edges are found by time where the broker can: the embedded one
     cannot, and its partitions are read whole and filtered)."""
@@ -131,10 +146,10 @@ def recorded(
         read = 0
         for partition in sorted(metadata.partitions):
             start = _first_offset(consumer, TopicPartition(topic, partition), window[0])
-            for received, value in _read_partition(consumer, start):
+            for received, key, value in _read_partition(consumer, start):
                 read += 1
                 if _within(received, window):
-                    yield partition, received, value
+                    yield partition, received, key, value
                 if read % REPORT_EVERY == 0:
                     report(read)
         report(read)
@@ -154,8 +169,10 @@ def _first_offset(consumer: Consumer, at: TopicPartition, start_ms: int | None) 
     return TopicPartition(at.topic, at.partition, offset)
 
 
-def _read_partition(consumer: Consumer, start: TopicPartition) -> Iterator[tuple[int, bytes]]:
-    """(broker timestamp, value) of each record from `start` to the partition's end."""
+def _read_partition(
+    consumer: Consumer, start: TopicPartition
+) -> Iterator[tuple[int, bytes | None, bytes]]:
+    """(broker timestamp, key, value) of each record from `start` to the partition's end."""
     consumer.assign([start])
     stalled = 0.0
     while True:
@@ -173,7 +190,7 @@ def _read_partition(consumer: Consumer, start: TopicPartition) -> Iterator[tuple
         stalled = 0.0
         value = message.value()
         if value is not None:
-            yield message.timestamp()[1], value
+            yield message.timestamp()[1], message.key(), value
 
 
 def _within(received: int, window: tuple[int | None, int | None]) -> bool:
@@ -181,23 +198,23 @@ def _within(received: int, window: tuple[int | None, int | None]) -> bool:
     return (start is None or received >= start) and (end is None or received < end)
 
 
-def _write_part(path: Path, lines: list[tuple[int, bytes]]) -> Path:
+def _write_part(path: Path, lines: list[Line]) -> Path:
     with path.open("wb") as file:
-        for received, raw in lines:
-            file.write(b"%d %s\n" % (received, raw))
+        for received, kind, raw in lines:
+            file.write(b"%d %s %s\n" % (received, kind, raw))
     return path
 
 
-def read_part(path: Path) -> Iterator[tuple[int, bytes]]:
-    """A part file's (receive time, event bytes), in order.
+def read_part(path: Path) -> Iterator[Line]:
+    """A part file's (receive time, kind, record), in order.
 
     >>> import tempfile
     >>> part = Path(tempfile.mkdtemp()) / "part-0.events"
-    >>> _ = _write_part(part, [(5, b'{"id": 1}')])
+    >>> _ = _write_part(part, [(5, EVENT, b'{"id": 1}')])
     >>> list(read_part(part))
-    [(5, b'{"id": 1}')]
+    [(5, b'e', b'{"id": 1}')]
     """
     with path.open("rb") as file:
         for line in file:
-            received, _, raw = line.rstrip(b"\n").partition(b" ")
-            yield int(received), raw
+            received, kind, raw = line.rstrip(b"\n").split(b" ", 2)
+            yield int(received), kind, raw

@@ -24,7 +24,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import cluster_main
 
-from backtests.history import read_part
+from backtests.history import MARKER, read_part
 from backtests.leads import AlertRecord, LeadRecord
 from config.routing import Routing, load_routing, route
 from config.scoring import load_scoring_model
@@ -32,6 +32,7 @@ from config.settings import Settings
 from contracts import codec
 from contracts.envelope import ANONYMOUS_PREFIX
 from contracts.errors import DBLError
+from contracts.models import MODEL_CHANGE_KEY
 from dataflows.flow import build_flow
 from dataflows.io.models import fetch_from_topic
 from dataflows.io.sinks import ProfileWrite
@@ -171,10 +172,10 @@ class _PartReader(StatefulSourcePartition[Any, None]):
 
     def next_batch(self) -> list[Any]:
         batch = []
-        for received, raw in self._lines:
+        for received, kind, raw in self._lines:
             batch.append(
                 KafkaSourceMessage(
-                    key=None,
+                    key=MODEL_CHANGE_KEY if kind == MARKER else None,
                     value=raw,
                     topic="history",
                     partition=self._partition,
@@ -187,7 +188,7 @@ class _PartReader(StatefulSourcePartition[Any, None]):
                 break
         if not batch:
             raise StopIteration
-        _Read.count += len(batch)
+        _Read.count += sum(1 for message in batch if message.key is None)
         return batch
 
     def snapshot(self) -> None:

@@ -15,7 +15,6 @@ from statistics import quantiles
 from typing import Any, Final
 
 import orjson
-from sklearn.metrics import roc_auc_score
 
 from backtests.leads import DAY_MS, AlertRecord, LeadRecord
 from backtests.replay import Replayed
@@ -193,6 +192,9 @@ def _ranking(leads: dict[str, LeadRecord], judging: Judging) -> dict[str, Any]:
     }
     if all(isinstance(v.get("probability"), int | float) for _, v, _ in sample):
         scores["probability"] = [float(v["probability"]) for _, v, _ in sample]
+    # Imported here: scikit-learn takes seconds to import, and every `dbl` command loads this.
+    from sklearn.metrics import roc_auc_score
+
     auc = {name: _round(float(roc_auc_score(labels, values))) for name, values in scores.items()}
     rate = sum(labels) / len(labels)
     ranked = sorted(

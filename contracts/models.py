@@ -56,13 +56,26 @@ def model_change(version: str, at: int) -> bytes:
 
 def changed_to(key: bytes | None, value: bytes | None) -> str | None:
     """The version a marker switches to, or None for any other message."""
-    if key != MODEL_CHANGE_KEY or value is None:
+    if key != MODEL_CHANGE_KEY:
+        return None
+    return change_in(value)
+
+
+def change_in(value: bytes | None) -> str | None:
+    """The version a marker's value switches to (an export keeps values only), or None.
+
+    >>> change_in(model_change("0123456789ab", 0)), change_in(b'{"type": "page"}')
+    ('0123456789ab', None)
+    """
+    if value is None or b"model_change" not in value:
         return None
     try:
         data = codec.loads(value)
     except codec.JSONDecodeError:
         return None
-    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("type") != "model_change":
+        return None
+    version = data.get("version")
     return version if isinstance(version, str) and VERSION.fullmatch(version) else None
 
 

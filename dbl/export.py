@@ -25,7 +25,7 @@ def export_events(
         raise DBLError("--to must be after --from")
     written = 0
     with gzip.open(path, "wb") as out:
-        for _, _, value in recorded(settings, (start_ms, end_ms), report):
+        for _, _, _, value in recorded(settings, (start_ms, end_ms), report):
             out.write(value.rstrip(b"\n") + b"\n")
             written += 1
     return written
