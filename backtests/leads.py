@@ -11,6 +11,7 @@ views a report needs, not every write. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -27,25 +28,25 @@ class LeadRecord:
 
     first_ms: int
     at_age: dict[str, Any]
-    final: dict[str, Any]
+    final: Mapping[str, Any]
     reached: dict[str, int] = field(default_factory=dict)
     daily_grades: dict[int, str] = field(default_factory=dict)
 
     @classmethod
-    def first(cls, view: dict[str, Any]) -> LeadRecord:
+    def first(cls, view: Mapping[str, Any]) -> LeadRecord:
         """A lead from its first view."""
         lead = cls(view["as_of"], _scores(view), view)
         lead._note(view)
         return lead
 
-    def add(self, view: dict[str, Any], *, at_age_ms: int) -> None:
+    def add(self, view: Mapping[str, Any], *, at_age_ms: int) -> None:
         """A later view of the same lead (in the order the replay wrote them)."""
         if view["as_of"] <= self.first_ms + at_age_ms:
             self.at_age = _scores(view)
         self.final = view
         self._note(view)
 
-    def _note(self, view: dict[str, Any]) -> None:
+    def _note(self, view: Mapping[str, Any]) -> None:
         self.daily_grades[view["as_of"] // DAY_MS] = view["grade"]
         outcome, at = view.get("outcome"), view.get("outcome_at")
         if outcome is None or at is None:
@@ -56,7 +57,7 @@ class LeadRecord:
                 self.reached[reached] = at
 
 
-def _scores(view: dict[str, Any]) -> dict[str, Any]:
+def _scores(view: Mapping[str, Any]) -> dict[str, Any]:
     return {name: view.get(name) for name in SCORE_FIELDS}
 
 

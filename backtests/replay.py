@@ -37,6 +37,7 @@ from dataflows.flow import build_flow
 from dataflows.io.models import fetch_from_topic
 from dataflows.io.sinks import ProfileWrite
 from dataflows.models import Models
+from runtime.heap import collect_rarely
 from runtime.ports import free_port
 
 BATCH: Final = 1000
@@ -245,9 +246,9 @@ class LeadsSink(DynamicSink[ProfileWrite]):
                 if write.view is None:
                     leads.pop(person, None)  # merged into another lead
                 elif person in leads:
-                    leads[person].add(dict(write.view), at_age_ms=at_age)
+                    leads[person].add(write.view, at_age_ms=at_age)
                 else:
-                    leads[person] = LeadRecord.first(dict(write.view))
+                    leads[person] = LeadRecord.first(write.view)
 
         return _Collected(self._directory / f"leads-{worker_index}.pickle", fold, leads)
 
@@ -318,6 +319,7 @@ def _models(job: Job) -> Models:
 def run_process(directory: Path, process_id: int) -> None:
     """One replay process: build the flow on the job's parts and run it to their end."""
     job: Job = pickle.loads((directory / "job.pickle").read_bytes())
+    collect_rarely()  # as `python -m dataflows` does
     progress = directory / f"progress-{process_id}"
     threading.Thread(target=_report_progress, args=(progress,), daemon=True).start()
     flow = build_flow(
@@ -328,6 +330,7 @@ def run_process(directory: Path, process_id: int) -> None:
         alerts=AlertsSink(directory, load_routing(job.routing)),
         dead_letters=DeadLettersSink(directory),
         models=_models(job),
+        visitor_profiles=False,
     )
     cluster_main(flow, job.addresses, process_id, worker_count_per_proc=job.workers_per_process)
     progress.write_text(str(_Read.count))

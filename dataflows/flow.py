@@ -182,11 +182,13 @@ def build_flow(
     alerts: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
     models: Models | None = None,
+    visitor_profiles: bool = True,
 ) -> Dataflow:
     """Build the dataflow for a cluster of `workers` workers in all (`-w` times the number
     of processes); any end left as None is the real Kafka topic or Redis. The models are the
     deployment's `scoring.toml` and those published on the models topic, unless given (a
-    backtest gives its own).
+    backtest gives its own). Without `visitor_profiles` only contacts' profiles are written
+    (a backtest has no use for anonymous visitors' read-model views).
 
     >>> from bytewax.testing import TestingSink, TestingSource
     >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
@@ -251,16 +253,18 @@ def build_flow(
     )
     failures += [s.failures for s in (signals, for_leads, for_accounts) if s.failures is not None]
 
-    writes = op.merge(
-        "profile_writes",
-        op.flat_map(
-            "anonymous_profile",
-            op.flat_map("outcomes", outcomes, _data),
-            lambda outcome: _anonymous_writes(models, outcome),
-        ),
-        op.map("contact_profile", lead_updates, _contact_write),
-        op.map("unlinked_profile", unlinked.trues, lambda kv: kv[1]),
-    )
+    writes = op.map("contact_profile", lead_updates, _contact_write)
+    if visitor_profiles:
+        writes = op.merge(
+            "profile_writes",
+            op.flat_map(
+                "anonymous_profile",
+                op.flat_map("outcomes", outcomes, _data),
+                lambda outcome: _anonymous_writes(models, outcome),
+            ),
+            writes,
+            op.map("unlinked_profile", unlinked.trues, lambda kv: kv[1]),
+        )
     redis_sink = profiles or RedisProfileSink(
         settings.redis,
         RedisKeys(settings.redis_prefix),
