@@ -7,6 +7,8 @@ own token shows that rep's alerts and leads only; the admin token shows everythi
 - `GET /v1/reps/<rep>/events`: server-sent events from the rep's alert stream (`api/events.py`).
 - `GET /v1/reps/<rep>/hot`, `/v1/alerts`, `/v1/profiles/<person>`,
   `/v1/webhooks/dead-letters` (`api/leads.py`).
+- `GET /v1/shadow`, `/ops/shadow?token=`: the live model against a shadow model (admin,
+  `api/shadow.py`).
 - `GET /metrics`, `/healthz`.
 
 The app only reads: any number of replicas may serve it. Alerts are delivered by the
@@ -24,6 +26,7 @@ from alerts.access import Access
 from alerts.api.events import AlertEvents
 from alerts.api.leads import Leads
 from alerts.api.pages import Pages
+from alerts.api.shadow import ShadowComparison
 from alerts.store import ReadModel
 from config.routing import load_routing
 from config.settings import Settings
@@ -52,6 +55,7 @@ class RepService:
             *Pages(access).routes(),
             *AlertEvents(access, self._store).routes(),
             *Leads(access, self._store, routing).routes(),
+            *ShadowComparison(access, self._store).routes(),
             *operations_routes(),
         ]
         self._router = Router(self.routes)

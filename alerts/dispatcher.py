@@ -30,11 +30,13 @@ RETRY_DELAY_S: Final = 1.0
 WAIT_S: Final = 0.1
 BATCH: Final = 500
 
-# One atomic step per alert: mark its id delivered (a replay stops here), apply the
+# One atomic step per alert: mark its id delivered (a replay stops here), note it among
+# the alerts raised (before throttles: what a shadow model is compared with), apply the
 # throttle (event time), append to the rep's stream, enqueue its webhook jobs. A crash can
 # never leave one of these without the others.
 _DELIVER_ONCE: Final = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
 local window = tonumber(ARGV[6])
 if window > 0 then
   local last = redis.call('GET', KEYS[3])
@@ -79,6 +81,7 @@ class Dispatcher:
                 self._keys.throttle(throttle_key(alert, rep_id)),
                 self._keys.webhook_due,
                 self._keys.webhook_jobs,
+                self._keys.raised,
             ],
             args=[
                 DELIVERED_TTL_S,

@@ -65,6 +65,10 @@ class Settings:
     dispatcher_group: str = field(default="dbl-dispatcher", metadata=_env("DBL_DISPATCHER_GROUP"))
     # Where `python -m alerts dispatch` (delivery without the rep API) serves its metrics.
     delivery_metrics_port: int = field(default=9465, metadata=_env("DBL_DELIVERY_METRICS_PORT"))
+    # A challenger scoring model (a TOML path) run beside the live one by
+    # `python -m dataflows --shadow`: its own profiles and alerts, never pushed.
+    shadow_model: str | None = field(default=None, metadata=_env("DBL_SHADOW_MODEL"))
+    shadow_metrics_port: int = field(default=9466, metadata=_env("DBL_SHADOW_METRICS_PORT"))
     # Fault tests only: the failpoint at which to kill the process (runtime/failpoints.py).
     failpoint: str | None = field(default=None, metadata=_env("DBL_FAILPOINT"))
 

@@ -87,6 +87,21 @@ class RedisKeys:
         """Stream: the alerts delivered to one rep, oldest first."""
         return f"{self.prefix}:alerts:{rep}"
 
+    @property
+    def raised(self) -> str:
+        """Stream: every alert raised, once, before routing and throttles (capped): live,
+        as the dispatcher reads them; a shadow model's, as its dataflow raises them."""
+        return f"{self.prefix}:raised"
+
+    @property
+    def shadow(self) -> RedisKeys:
+        """The keys of a shadow (challenger) model's profiles and raised alerts.
+
+        >>> RedisKeys("dbl").shadow.profile("dana@acme.com")
+        'dbl:shadow:profile:dana@acme.com'
+        """
+        return RedisKeys(f"{self.prefix}:shadow")
+
     def throttle(self, key: str) -> str:
         """String with a TTL: event time of the last alert of a kind for a lead and rep."""
         return f"{self.prefix}:throttle:{key}"

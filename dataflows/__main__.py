@@ -1,4 +1,6 @@
-"""`python -m dataflows [bytewax.run options]`: serve metrics, then run the DBL dataflow.
+"""`python -m dataflows [--shadow] [bytewax.run options]`: serve metrics, then run the DBL
+dataflow (with `--shadow`: the challenger model of `DBL_SHADOW_MODEL` beside it, on its
+own metrics port).
 
 Extra arguments go to `bytewax.run` (e.g. `-w 2`, `-i 0 -a "h1:2101;h2:2101"`,
 `-r recovery/ -s 10 -b 30`); the flow is told the cluster's total worker count from them.
@@ -32,9 +34,14 @@ def main() -> None:
     """Start the metrics endpoint, collect garbage rarely (`runtime/heap.py`) and hand over to
     Bytewax's runner."""
     settings = Settings.from_environment()
-    start_http_server(settings.dataflow_metrics_port, addr=settings.dataflow_metrics_host)
     args = sys.argv[1:]
-    flow = f"dataflows.flow:build_flow(workers={cluster_workers(args)})"
+    shadow = "--shadow" in args
+    if shadow:
+        args.remove("--shadow")
+    port = settings.shadow_metrics_port if shadow else settings.dataflow_metrics_port
+    start_http_server(port, addr=settings.dataflow_metrics_host)
+    build = "build_shadow_flow" if shadow else "build_flow"
+    flow = f"dataflows.flow:{build}(workers={cluster_workers(args)})"
     collect_rarely()
     sys.argv = ["bytewax.run", flow, *args]
     runpy.run_module("bytewax.run", run_name="__main__", alter_sys=True)

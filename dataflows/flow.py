@@ -13,6 +13,7 @@ Tests swap the Kafka and Redis ends for Bytewax's `TestingSource`/`TestingSink`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import bytewax.operators as op
@@ -21,6 +22,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import Sink
 
+from config.errors import ConfigError
 from config.routing import load_routing
 from config.scoring import load_scoring_model
 from config.settings import Settings
@@ -31,7 +33,13 @@ from contracts.read_model import RedisKeys
 from dataflows.guard import Failure, is_failure
 from dataflows.io import metrics
 from dataflows.io.models import fetch_from_topic
-from dataflows.io.sinks import ProfileWrite, RedisProfileSink, ReliableKafkaSink
+from dataflows.io.sinks import (
+    Dropped,
+    ProfileWrite,
+    RedisAlertLog,
+    RedisProfileSink,
+    ReliableKafkaSink,
+)
 from dataflows.io.sources import EventsSource, ProgressSource, Stamped
 from dataflows.models import Models
 from dataflows.ordering.buffer import Progress, Sequenced
@@ -289,3 +297,22 @@ def build_flow(
     )
     op.output("dlq_out", letters, dlq_sink)
     return flow
+
+
+def build_shadow_flow(settings: Settings | None = None, *, workers: int = 1) -> Dataflow:
+    """The challenger (`DBL_SHADOW_MODEL`) beside the live model, on the same events: its
+    profiles in the read model's shadow namespace, its alerts in a stream nobody delivers
+    from (`RedisKeys.shadow`), its dead letters dropped (the live dataflow keeps them).
+    Model markers do not move it: it is the challenger until it is published."""
+    settings = settings or Settings.from_environment()
+    if not settings.shadow_model:
+        raise ConfigError("DBL_SHADOW_MODEL", "", "is not set: which model is the shadow?")
+    keys = RedisKeys(settings.redis_prefix).shadow
+    challenger = load_scoring_model(Path(settings.shadow_model))
+    return build_flow(
+        settings.with_overrides(redis_prefix=keys.prefix),
+        workers=workers,
+        alerts=RedisAlertLog(settings.redis, keys.raised),
+        dead_letters=Dropped(),
+        models=Models(challenger, fixed=True),
+    )

@@ -282,13 +282,17 @@ def run_system(settings: Settings, *, with_demo: bool) -> int:
             settings = settings.with_overrides(redis_url=redis_server.url)
             vital["embedded Redis (the read model)"] = lambda: redis_server.alive
         ensure_topics(settings)
-        recovery = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dbl-recovery-")))
-        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+        recovery = _recovery_store(stack, "dbl-recovery-")
         supervisor = Supervisor({**os.environ, **settings.as_environment()}, vital)
         try:
             collector = supervisor.start("collector", "tracking")
             recovery_args = ("-s", str(SNAPSHOT_EVERY_S), "-b", "0", "-r", str(recovery))
             supervisor.start("dataflow", "dataflows", *recovery_args)
+            if settings.shadow_model:
+                # The challenger keeps its own place in the log: a recovery store of its own.
+                shadow = _recovery_store(stack, "dbl-shadow-")
+                shadow_args = ("-s", str(SNAPSHOT_EVERY_S), "-b", "0", "-r", str(shadow))
+                supervisor.start("shadow dataflow", "dataflows", "--shadow", *shadow_args)
             supervisor.start("rep service", "alerts")
             wait_for_port(settings.collector_port, collector.process, timeout=20)
             _banner(settings, with_demo, recovery, vital)
@@ -299,6 +303,13 @@ def run_system(settings: Settings, *, with_demo: bool) -> int:
         finally:
             supervisor.stop_all()
     return 0
+
+
+def _recovery_store(stack: contextlib.ExitStack, prefix: str) -> Path:
+    """A fresh one-partition Bytewax recovery store, removed when `stack` closes."""
+    store = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(store), "1"], check=True)
+    return store
 
 
 def _banner(
@@ -320,6 +331,9 @@ def _banner(
         # Tokens are secrets: only the demo's public ones are printed.
         token = f"?token={rep.token}" if settings.demo else "   (token: see routing)"
         lines.append(f"  live page      {reps}/reps/{rep.id}{token}   ({rep.name})")
+    if settings.shadow_model:
+        token = f"?token={routing.admin_token}" if settings.demo else "   (admin token)"
+        lines.append(f"  shadow model   {settings.shadow_model}: {reps}/ops/shadow{token}")
     lines.append(
         f"  durability     a service that dies restarts; the dataflow resumes from its "
         f"snapshots (every {SNAPSHOT_EVERY_S} s) in {recovery}, kept until dbl run stops"

@@ -9,7 +9,11 @@ from alerts.access import Access
 from runtime.asgi import HTTPError, Send, respond
 from runtime.router import Request, Route
 
-STATIC: Final = {"rep.js": b"text/javascript", "rep.css": b"text/css"}
+STATIC: Final = {
+    "rep.js": b"text/javascript",
+    "rep.css": b"text/css",
+    "shadow.js": b"text/javascript",
+}
 PAGE_HEADERS: Final = [
     (b"content-security-policy", b"default-src 'self'; object-src 'none'; base-uri 'none'"),
     (b"referrer-policy", b"no-referrer"),
@@ -35,14 +39,15 @@ class Pages:
         name = request.params["name"]
         if name not in STATIC:
             raise HTTPError(404, f"no endpoint GET {request.path}")
-        await _file(send, name)
+        await page_file(send, name)
 
     async def _page(self, request: Request, send: Send) -> None:
         self._access.require_rep(request, request.params["rep"])
-        await _file(send, "rep.html")
+        await page_file(send, "rep.html")
 
 
-async def _file(send: Send, name: str) -> None:
+async def page_file(send: Send, name: str) -> None:
+    """One of the service's static files, with the pages' security headers."""
     body = (resources.files("alerts") / "static" / name).read_bytes()
     content_type = STATIC.get(name, b"text/html; charset=utf-8")
     await respond(send, 200, body, PAGE_HEADERS, content_type=content_type)

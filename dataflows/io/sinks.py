@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,6 +23,8 @@ log = logging.getLogger("dbl.dataflow")
 
 RECENT_KEPT_MS = 86_400_000
 REDIS_RETRY_S: Final = 1.0
+# The shadow's alert log keeps about this many (as a rep's stream does).
+ALERT_LOG_MAXLEN: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +47,7 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
     def write_batch(self, items: list[ProfileWrite]) -> None:
         """Write the batch, waiting out Redis outages: the dataflow keeps its place (a
         replayed batch writes the same values again)."""
-        while True:
-            try:
-                self._write(items)
-                return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                metrics.REDIS_RETRIES.inc()
-                log.warning("Redis unavailable, retrying %d profile writes: %s", len(items), exc)
-                time.sleep(REDIS_RETRY_S)
+        _waiting_out_redis(lambda: self._write(items), f"{len(items)} profile writes")
 
     def _write(self, items: list[ProfileWrite]) -> None:
         # One pipeline per batch: one round trip however many profiles changed.
@@ -84,6 +80,62 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _waiting_out_redis(write: Callable[[], object], what: str) -> None:
+    while True:
+        try:
+            write()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            metrics.REDIS_RETRIES.inc()
+            log.warning("Redis unavailable, retrying %s: %s", what, exc)
+            time.sleep(REDIS_RETRY_S)
+
+
+class _AlertLogPartition(StatelessSinkPartition[KafkaSinkMessage[bytes, bytes]]):
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self._client = client
+        self._key = key
+
+    def write_batch(self, items: list[KafkaSinkMessage[bytes, bytes]]) -> None:
+        def write() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for item in items:
+                pipe.xadd(self._key, {"alert": item.value}, maxlen=ALERT_LOG_MAXLEN)
+            pipe.execute()
+
+        _waiting_out_redis(write, f"{len(items)} alerts")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RedisAlertLog(DynamicSink[KafkaSinkMessage[bytes, bytes]]):
+    """Appends alerts to a capped Redis stream that nobody delivers from: where a shadow
+    model's alerts go."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self._url = url
+        self._key = key
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _AlertLogPartition:
+        """One Redis connection per worker."""
+        return _AlertLogPartition(redis.Redis.from_url(self._url), self._key)
+
+
+class _Dropped(StatelessSinkPartition[Any]):
+    def write_batch(self, items: list[Any]) -> None:
+        """Nothing to do."""
+
+
+class Dropped(DynamicSink[Any]):
+    """Takes items and keeps none: a shadow model's dead letters (the live dataflow writes
+    the same ones to the DLQ)."""
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Dropped:
+        """A partition that drops what it gets."""
+        return _Dropped()
 
 
 class RedisProfileSink(DynamicSink[ProfileWrite]):

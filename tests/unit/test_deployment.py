@@ -69,7 +69,7 @@ def test_the_bytewax_cluster_is_consistent():
     flows = {
         n: s["command"]
         for n, s in OURS.items()
-        if s["command"][:3] == ["python", "-m", "dataflows"]
+        if s["command"][:3] == ["python", "-m", "dataflows"] and "--shadow" not in s["command"]
     }
     addresses = {c[c.index("-a") + 1] for c in flows.values()}
     assert len(addresses) == 1, "every process is given the same address list"
@@ -80,6 +80,17 @@ def test_the_bytewax_cluster_is_consistent():
     assert init[-1] == str(len(hosts)), "one recovery partition per process"
     for command in flows.values():
         assert {"-r", "-s", "-b"} <= set(command), "recovery is on"
+
+
+def test_the_shadow_model_runs_apart_when_asked_for():
+    shadow = SERVICES["dataflow-shadow"]
+    assert shadow["profiles"] == ["shadow"], "optional: only with --profile shadow"
+    assert {"--shadow", "-r", "-s", "-b"} <= set(shadow["command"])
+    assert "-a" not in shadow["command"], "not a member of the live cluster"
+    assert shadow["environment"]["DBL_SHADOW_MODEL"].startswith("/shadow/")
+    recovery = {v.split(":")[0] for v in shadow["volumes"]}
+    assert "shadow-recovery" in recovery, "a recovery store of its own"
+    assert SERVICES["shadow-init"]["command"][-1] == "1"
 
 
 def test_ports_agree_across_compose_nginx_and_prometheus():
@@ -102,7 +113,7 @@ def test_ports_agree_across_compose_nginx_and_prometheus():
     expected |= {
         f"{n}:{s['environment']['DBL_DATAFLOW_METRICS_PORT']}"
         for n, s in OURS.items()
-        if n.startswith("dataflow-")
+        if n.startswith("dataflow-") and "--shadow" not in s["command"]
     }
     expected.add(f"alerts:{OURS['alerts']['environment']['DBL_REP_API_PORT']}")
     assert targets == expected
@@ -112,7 +123,8 @@ def test_mounted_files_exist():
     for service in SERVICES.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("./"):
+            # ./secrets/ is the deployment's own (README, "Running it for real").
+            if source.startswith("./") and not source.startswith("./secrets/"):
                 assert (ROOT / source).exists(), source
 
 
