@@ -65,11 +65,11 @@ def publish(
         version, files, action=action, by=by or _login(), at=at, evaluation=summary
     )
     producer = Producer(kafka.producer_config(settings.brokers))
-    _send(producer, settings.models_topic, version.encode(), codec.dumps(record), None, at)
+    # The model is stored before any marker names it.
+    _send(producer, [(settings.models_topic, version.encode(), codec.dumps(record), None)], at)
     partitions = _partitions(producer, settings.events_topic)
-    for partition in partitions:
-        marker = model_change(version, at)
-        _send(producer, settings.events_topic, MODEL_CHANGE_KEY, marker, partition, at)
+    marker = model_change(version, at)
+    _send(producer, [(settings.events_topic, MODEL_CHANGE_KEY, marker, p) for p in partitions], at)
     return Published(version, len(partitions), at)
 
 
@@ -163,21 +163,20 @@ def _partitions(producer: Producer, topic: str) -> list[int]:
     return sorted(metadata.partitions)
 
 
-def _send(
-    producer: Producer, topic: str, key: bytes, value: bytes, partition: int | None, at: int
-) -> None:
-    """Produce one record and wait until the broker has it."""
+def _send(producer: Producer, records: list[tuple[str, bytes, bytes, int | None]], at: int) -> None:
+    """Produce (topic, key, value, partition) records and wait until the broker has them."""
     failed: list[str] = []
-    producer.produce(
-        topic,
-        value,
-        key,
-        partition=ANY_PARTITION if partition is None else partition,
-        timestamp=at,
-        on_delivery=lambda err, _msg: failed.append(str(err)) if err else None,
-    )
+    for topic, key, value, partition in records:
+        producer.produce(
+            topic,
+            value,
+            key,
+            partition=ANY_PARTITION if partition is None else partition,
+            timestamp=at,
+            on_delivery=lambda err, _msg: failed.append(str(err)) if err else None,
+        )
     if producer.flush(FLUSH_S) or failed:
-        raise DBLError(f"the broker did not take the record for {topic}: {failed[:1]}")
+        raise DBLError(f"the broker did not take the records: {failed[:1]}")
 
 
 def _login() -> str:
