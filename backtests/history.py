@@ -137,8 +137,7 @@ def recorded(
     read so far (the window's edges are found by time where the broker can: the embedded one
     cannot, and its partitions are read whole and filtered)."""
     topic = settings.events_topic
-    config = {"group.id": "dbl-history", "enable.auto.commit": False, "enable.partition.eof": True}
-    consumer = Consumer(kafka.consumer_config(settings.brokers, **config))
+    consumer = Consumer(kafka.reader_config(settings.brokers, "dbl-history"))
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:

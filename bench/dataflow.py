@@ -102,6 +102,20 @@ def make_events(visitors: int, seed: int) -> list[tuple[bytes, bytes]]:
     return events
 
 
+def produce_all(settings: Settings, events: list[tuple[bytes, bytes]]) -> None:
+    """Put the events on the events topic as the collector would (receive time as the
+    broker timestamp), waiting whenever the producer's queue is full."""
+    producer = Producer({"bootstrap.servers": settings.brokers, "linger.ms": 20, "acks": "all"})
+    for key, value in events:
+        while True:
+            try:
+                producer.produce(settings.events_topic, value, key, timestamp=received_at(value))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
 def pure_python(values: list[bytes], model: ScoringModel) -> int:
     """The ceiling: the same logic in a plain loop; returns the number of alerts."""
     cookies: dict[str, Cookie] = {}
@@ -229,17 +243,7 @@ def main() -> None:
     with EmbeddedBroker() as broker:
         settings = Settings(kafka_bootstrap_servers=broker.bootstrap_servers, events_partitions=1)
         ensure_topics(settings)
-        producer = Producer({"bootstrap.servers": settings.brokers, "linger.ms": 20, "acks": "all"})
-        for key, value in events:
-            while True:
-                try:
-                    producer.produce(
-                        settings.events_topic, value, key, timestamp=received_at(value)
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.flush(60)
+        produce_all(settings, events)
         model = load_scoring_model(settings.scoring_path)
         values = [value for _, value in events]
         results: dict[str, float] = {}

@@ -20,11 +20,10 @@ from functools import partial
 from pathlib import Path
 
 from bytewax.connectors.kafka import KafkaSource
-from confluent_kafka import Producer
 
 from backtests.history import from_broker
 from backtests.replay import replay
-from bench.dataflow import make_events, received_at, run_with_recovery, timed
+from bench.dataflow import make_events, produce_all, run_with_recovery, timed
 from config.settings import Settings
 from dataflows.flow import build_flow
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis
@@ -50,17 +49,7 @@ def main() -> None:
             kafka_bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url
         )
         ensure_topics(settings)
-        producer = Producer({"bootstrap.servers": settings.brokers, "linger.ms": 20})
-        for key, value in events:
-            while True:
-                try:
-                    producer.produce(
-                        settings.events_topic, value, key, timestamp=received_at(value)
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.flush(60)
+        produce_all(settings, events)
 
         source = KafkaSource([settings.brokers], [settings.events_topic], tail=False)
         live = build_flow(settings, events=source)

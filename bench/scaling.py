@@ -14,9 +14,8 @@ import sys
 import time
 
 from bytewax.dataflow import Dataflow
-from confluent_kafka import Producer
 
-from bench.dataflow import dbl_flow, make_events, received_at
+from bench.dataflow import dbl_flow, make_events, produce_all
 from config.settings import Settings
 from dataflows.__main__ import cluster_workers
 from dbl.embedded import EmbeddedBroker
@@ -59,11 +58,7 @@ def main() -> None:
     with EmbeddedBroker() as broker:
         settings = Settings(kafka_bootstrap_servers=broker.bootstrap_servers, events_partitions=4)
         ensure_topics(settings)
-        producer = Producer({"bootstrap.servers": settings.brokers, "linger.ms": 20})
-        for key, value in events:
-            producer.produce(settings.events_topic, value, key, timestamp=received_at(value))
-            producer.poll(0)
-        producer.flush(60)
+        produce_all(settings, events)
         addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
         layouts = {
             "1 worker": [["-w", "1"]],

@@ -34,6 +34,14 @@ def consumer_config(brokers: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def reader_config(brokers: str, group: str) -> dict[str, Any]:
+    """A consumer that reads partitions it is assigned to their end (it is told when it
+    gets there) and commits nothing: exports, backtests, the models topic."""
+    return consumer_config(
+        brokers, **{"group.id": group, "enable.auto.commit": False, "enable.partition.eof": True}
+    )
+
+
 def admin_config(brokers: str) -> dict[str, Any]:
     """An admin client (topics, partitions)."""
     return {"bootstrap.servers": brokers}

@@ -27,8 +27,7 @@ def publications(settings: Settings, timeout_s: float = FETCH_TIMEOUT_S) -> list
     """Every publication on the models topic, oldest first (records that do not decode are
     logged and left out)."""
     topic = settings.models_topic
-    config = {"group.id": "dbl-models", "enable.auto.commit": False, "enable.partition.eof": True}
-    consumer = Consumer(kafka.consumer_config(settings.brokers, **config))
+    consumer = Consumer(kafka.reader_config(settings.brokers, "dbl-models"))
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
