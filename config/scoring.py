@@ -123,6 +123,18 @@ class IdentityWindows:
     anonymous_ttl_ms: int = 90 * DAY_MS
 
 
+@dataclass(frozen=True, slots=True)
+class Probability:
+    """The chance of an outcome (`outcome` within `within_days`) from a lead's score: a
+    logistic function, `1 / (1 + exp(-(intercept + per_point * score)))`. A learned model
+    (`dbl train`) sets it; a hand-set one may leave it out (no probability then)."""
+
+    outcome: str
+    within_days: float
+    intercept: float
+    per_point: float
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """Everything the pure scoring logic needs, validated."""
@@ -137,6 +149,8 @@ class ScoringModel:
     # The model's version: a hash of its content (the TOML file and the lists it reads),
     # carried by every profile and alert. Empty for a model built in code.
     version: str = ""
+    # The chance of an outcome from the score, when the model knows it.
+    probability: Probability | None = None
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
     labels: dict[str, str] = field(init=False, compare=False, repr=False)
     # The rules that can match a signal, by its type and its event name (see `candidates`).
@@ -193,7 +207,7 @@ _CELLS = frozenset(f + e for f in (*_FIT_GRADES, "D") for e in (*_ENGAGEMENT_GRA
 def load_scoring_model(path: Path) -> ScoringModel:
     """Read and validate `scoring.toml`; any problem raises a `ConfigError` naming the key."""
     root = Table.load(path)
-    root.only(("engagement", "fit", "grade", "alerts", "identity"))
+    root.only(("engagement", "fit", "grade", "alerts", "identity", "probability"))
     engagement = tuple(_engagement_rule(t) for t in root.tables("engagement"))
     if not engagement:
         raise root.error("engagement", "needs at least one rule")
@@ -205,7 +219,8 @@ def load_scoring_model(path: Path) -> ScoringModel:
     identity = _identity(root.table("identity")) if "identity" in root.data else IdentityWindows()
     alerts = _alert_rules(root.table("alerts"))
     version = model_version(path, [t.text("in_list", None) for t in root.tables("fit")])
-    return ScoringModel(engagement, fit, grid, alerts, free_mail, identity, version)
+    chance = _probability(root.table("probability")) if "probability" in root.data else None
+    return ScoringModel(engagement, fit, grid, alerts, free_mail, identity, version, chance)
 
 
 def model_version(path: Path, lists: list[str | None]) -> str:
@@ -254,6 +269,19 @@ def load_model_files(files: Mapping[str, bytes]) -> ScoringModel:
         for name, content in files.items():
             (Path(folder) / name).write_bytes(content)
         return load_scoring_model(Path(folder) / MODEL_FILE)
+
+
+def _probability(t: Table) -> Probability:
+    t.only(("outcome", "within_days", "intercept", "per_point"))
+    outcome = t.text("outcome")
+    if outcome not in ("won", "created", "lost"):
+        raise t.error("outcome", f"must be won, created or lost, got {outcome!r}")
+    return Probability(
+        outcome=outcome,
+        within_days=t.number("within_days", positive=True),
+        intercept=t.number("intercept"),
+        per_point=t.number("per_point"),
+    )
 
 
 def _identity(t: Table) -> IdentityWindows:

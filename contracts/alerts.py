@@ -45,6 +45,9 @@ class Alert(TypedDict):
     identity: Identity
     # The version of the scoring model that raised it (a content hash).
     model: str
+    # The contact's chance of the model's outcome (0..1) when the model knows it; None for
+    # an account alert or a model without one.
+    probability: float | None
     # The contact's profile; for an account alert the account: person (the account key),
     # account, owner, engagement, and contacts (each person, name, title, grade, owner;
     # the engaged ones, most engaged first).

@@ -16,6 +16,15 @@ from typing import Any, TypedDict
 from contracts import codec
 
 
+class Contribution(TypedDict):
+    """One part of a lead's score: a fit rule that matched, or an engagement rule's points
+    decayed to the profile's time."""
+
+    kind: str  # "fit" or "engagement"
+    label: str
+    points: float
+
+
 class ProfileView(TypedDict):
     """A person's profile as reps read it (Redis hash, profile API, alert payload)."""
 
@@ -52,6 +61,15 @@ class ProfileView(TypedDict):
     outcome_at: int | None
     open_opportunity: bool
     outcome_amount: float | None
+    # Why the score is what it is: every contribution, largest first; they add up to
+    # `score` (fit rules' points plus engagement, before either is bounded for the grade).
+    contributions: list[Contribution]
+    score: float
+    # The chance of the model's outcome (e.g. won within 90 days), 0..1, when the model
+    # knows it (a learned one does); else None.
+    probability: float | None
+    # What `probability` is the chance of, e.g. "won within 90 days" (None without one).
+    probability_of: str | None
 
 
 def encode_profile(view: ProfileView | dict[str, Any]) -> dict[str, bytes]:

@@ -41,7 +41,8 @@ function renderAlert(alert, fresh) {
   } else {
     text(card.querySelector(".who"), (profile.name || alert.contact) + (company ? " · " + company : ""));
     text(card.querySelector(".grade"), alert.grade);
-    text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + (alert.late ? " · late" : ""));
+    const chance = alert.probability == null ? "" : " · " + (profile.probability_of || "outcome") + ": " + Math.round(alert.probability * 100) + " %";
+    text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + chance + (alert.late ? " · late" : ""));
   }
   text(card.querySelector("time"), when(alert.ts));
   text(card.querySelector(".reason"), alert.reason);

@@ -96,6 +96,7 @@ def surge_alert(
         "signal": None,
         "identity": {"recognized_by": None, "verified": True},
         "model": model,
+        "probability": None,
         "profile": {**profile, "contacts": contacts},
         "contacts": sorted(account.engaged_at),
     }

@@ -46,6 +46,7 @@ def make_alert(
         "signal": signal["id"] if signal is not None else None,
         "identity": identity(view.get("recognized_by")),
         "model": view.get("model", ""),
+        "probability": view.get("probability"),
         "profile": view,
     }
 

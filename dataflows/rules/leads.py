@@ -22,6 +22,7 @@ from dataflows.rules.profile import (
     is_late,
     recognize,
 )
+from dataflows.rules.scoring import explain, probability_of, score_of
 from dataflows.rules.trust import identity
 
 
@@ -139,6 +140,8 @@ def cool_if_due(
 def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> ProfileView:
     """The profile as reps read it (Redis hash, profile API, alert payload)."""
     traits = profile.traits
+    contributions = explain(assessment.fit, assessment.engagement_points, model)
+    score = score_of(contributions)
     return {
         "person": profile.person,
         "email": traits.get("email"),
@@ -166,7 +169,17 @@ def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) 
         "outcome_at": profile.outcome_at or None,
         "open_opportunity": profile.open_opportunity,
         "outcome_amount": profile.outcome_amount,
+        "contributions": contributions,
+        "score": score,
+        "probability": probability_of(score, model),
+        "probability_of": _chance_of(model),
     }
+
+
+def _chance_of(model: ScoringModel) -> str | None:
+    """What a model's probability is the chance of, in a rep's words."""
+    chance = model.probability
+    return None if chance is None else f"{chance.outcome} within {chance.within_days:g} days"
 
 
 def account_of(traits: dict[str, Any], free_mail: frozenset[str]) -> str | None:

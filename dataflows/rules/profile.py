@@ -6,6 +6,7 @@ The same functions score an anonymous cookie (in the identity step) and a known 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -91,7 +92,9 @@ class Assessment:
     engagement: float
     grade: str
     sales_ready: bool
+    # The largest engagement contributions, by label; and every one, by rule id.
     contributions: tuple[tuple[str, float], ...]
+    engagement_points: Mapping[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,7 @@ def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
             fit.score, engagement, model.grid, was_ready=profile.sales_ready
         ),
         contributions=tuple((model.labels.get(k, k), v) for k, v in top),
+        engagement_points=contributions,
     )
 
 

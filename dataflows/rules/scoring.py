@@ -8,6 +8,7 @@ All times are event times in epoch milliseconds.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from config.scoring import (
     Grid,
     ScoringModel,
 )
+from contracts.read_model import Contribution
 
 _LEADING_DIGITS: Final = re.compile(r"[0-9]+")
 # Days per capped rule and person whose points are remembered: a late signal dated within
@@ -262,6 +264,44 @@ def _leading_number(value: Any) -> float | None:
     text = str(value).strip().replace(",", "")
     digits = _LEADING_DIGITS.match(text)
     return float(digits.group()) if digits else None
+
+
+def explain(fit: Fit, engagement: Mapping[str, float], model: ScoringModel) -> list[Contribution]:
+    """Every contribution to a score, largest first: the fit rules that matched, then each
+    engagement rule's decayed points (rules the model no longer has count for nothing).
+
+    >>> from config.scoring import load_scoring_model
+    >>> from config.settings import Settings
+    >>> model = load_scoring_model(Settings().scoring_path)
+    >>> parts = explain(Fit(30.0, (("VP title", 30.0),)), {"pricing_page": 9.5}, model)
+    >>> [(c["kind"], c["label"], c["points"]) for c in parts]
+    [('fit', 'VP title', 30.0), ('engagement', 'Viewed pricing', 9.5)]
+    >>> score_of(parts)
+    39.5
+    """
+    parts: list[Contribution] = [
+        {"kind": "fit", "label": label, "points": points} for label, points in fit.reasons
+    ]
+    for rule_id, points in engagement.items():
+        label = model.labels.get(rule_id)
+        if label is not None and points:
+            parts.append({"kind": "engagement", "label": label, "points": points})
+    parts.sort(key=lambda c: (-abs(c["points"]), c["label"]))
+    return parts
+
+
+def score_of(contributions: list[Contribution]) -> float:
+    """The score: the sum of its contributions."""
+    return math.fsum(c["points"] for c in contributions)
+
+
+def probability_of(score: float, model: ScoringModel) -> float | None:
+    """The chance of the model's outcome at this score, when the model knows it."""
+    chance = model.probability
+    if chance is None:
+        return None
+    logit = chance.intercept + chance.per_point * score
+    return 1.0 / (1.0 + math.exp(-max(-700.0, min(700.0, logit))))
 
 
 def grade(fit: float, engagement: float, grid: Grid) -> str:

@@ -363,7 +363,7 @@ def test_a_cooling_a_late_signal_caused_is_marked_late():
 
 def test_a_reason_without_contributions_ends_cleanly():
     profile = Profile("dana@acme.com")
-    assessment = Assessment(at(0), Fit(85.0, ()), 0.0, "A1", True, ())
+    assessment = Assessment(at(0), Fit(85.0, ()), 0.0, "A1", True, (), {})
     view = {"person": "dana@acme.com", "account": None, "owner": None, "grade": "A1"}
     view |= {"fit": 85.0, "engagement": 0.0, "as_of": at(0)}
     (alert,) = readiness_change(profile, assessment, view, MODEL, pricing(0), late=False)
