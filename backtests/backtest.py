@@ -174,7 +174,7 @@ def _replay(
             directory,
             settings=settings,
             routing=settings.routing_path,
-            at_age_ms=judging.at_age_ms,
+            ages_ms=(judging.at_age_ms,),
             processes=test.processes,
             workers_per_process=test.workers_per_process,
             report=_updater(bar),

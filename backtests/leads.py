@@ -1,12 +1,15 @@
 """What a backtest keeps of each lead while the replay writes its profile: the profile
 views a report needs, not every write. Pure.
 
+>>> ages = (DAY_MS, 7 * DAY_MS)
 >>> lead = LeadRecord.first({"person": "dana@acme.com", "grade": "C3", "as_of": 0,
-...                          "outcome": None, "outcome_at": None})
+...                          "outcome": None, "outcome_at": None}, ages)
 >>> lead.add({"person": "dana@acme.com", "grade": "A1", "as_of": 3 * DAY_MS,
-...           "outcome": "won", "outcome_at": 3 * DAY_MS}, at_age_ms=DAY_MS)
->>> lead.at_age["grade"], lead.final["grade"], lead.reached, lead.daily_grades
-('C3', 'A1', {'created': 259200000, 'won': 259200000}, {0: 'C3', 3: 'A1'})
+...           "outcome": "won", "outcome_at": 3 * DAY_MS}, ages)
+>>> lead.at_ages[DAY_MS]["grade"], lead.at_ages[7 * DAY_MS]["grade"], lead.final["grade"]
+('C3', 'A1', 'A1')
+>>> lead.reached, lead.daily_grades
+({'created': 259200000, 'won': 259200000}, {0: 'C3', 3: 'A1'})
 """
 
 from __future__ import annotations
@@ -16,33 +19,32 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 DAY_MS: Final = 86_400_000
-# The fields of a view a report reads at a lead's fixed age.
-SCORE_FIELDS: Final = ("grade", "fit", "engagement", "sales_ready", "probability", "as_of")
 
 
 @dataclass(slots=True)
 class LeadRecord:
-    """One known contact as the replay saw it: its first write's event time, its view at a
-    fixed age (the last one written by then), the first time it reached each outcome, its
-    grade at the end of each day it changed, and its last view."""
+    """One known contact as the replay saw it: its first write's event time, its view at
+    each of some ages (the last one written by then), the first time it reached each
+    outcome, its grade at the end of each day it changed, and its last view."""
 
     first_ms: int
-    at_age: dict[str, Any]
+    at_ages: dict[int, Mapping[str, Any]]
     final: Mapping[str, Any]
     reached: dict[str, int] = field(default_factory=dict)
     daily_grades: dict[int, str] = field(default_factory=dict)
 
     @classmethod
-    def first(cls, view: Mapping[str, Any]) -> LeadRecord:
-        """A lead from its first view."""
-        lead = cls(view["as_of"], _scores(view), view)
+    def first(cls, view: Mapping[str, Any], ages_ms: tuple[int, ...]) -> LeadRecord:
+        """A lead from its first view, kept at every age (epoch-ms offsets from it)."""
+        lead = cls(view["as_of"], dict.fromkeys(ages_ms, view), view)
         lead._note(view)
         return lead
 
-    def add(self, view: Mapping[str, Any], *, at_age_ms: int) -> None:
+    def add(self, view: Mapping[str, Any], ages_ms: tuple[int, ...]) -> None:
         """A later view of the same lead (in the order the replay wrote them)."""
-        if view["as_of"] <= self.first_ms + at_age_ms:
-            self.at_age = _scores(view)
+        for age in ages_ms:
+            if view["as_of"] <= self.first_ms + age:
+                self.at_ages[age] = view
         self.final = view
         self._note(view)
 
@@ -55,10 +57,6 @@ class LeadRecord:
         for reached in ("created", outcome):
             if reached not in self.reached or at < self.reached[reached]:
                 self.reached[reached] = at
-
-
-def _scores(view: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: view.get(name) for name in SCORE_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

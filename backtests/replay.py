@@ -54,7 +54,8 @@ class Job:
     settings: Settings
     routing: Path
     parts: list[Path]
-    at_age_ms: int
+    # The ages (after a lead's first profile, ms) at which its view is kept.
+    ages_ms: tuple[int, ...]
     processes: int
     workers_per_process: int
     addresses: list[str]
@@ -78,7 +79,7 @@ def replay(
     *,
     settings: Settings,
     routing: Path,
-    at_age_ms: int,
+    ages_ms: tuple[int, ...],
     processes: int = 1,
     workers_per_process: int = 1,
     report: Callable[[int], None] = lambda done: None,
@@ -90,7 +91,7 @@ def replay(
     if model is not None:
         load_scoring_model(model)  # refuse a bad model before starting anything
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)] if processes > 1 else []
-    job = Job(model, settings, routing, parts, at_age_ms, processes, workers_per_process, addresses)
+    job = Job(model, settings, routing, parts, ages_ms, processes, workers_per_process, addresses)
     (directory / "job.pickle").write_bytes(pickle.dumps(job))
     started = time.monotonic()
     logs = [(directory / f"process-{n}.log").open("wb") for n in range(processes)]
@@ -229,14 +230,14 @@ class _Collected(StatelessSinkPartition[Any]):
 class LeadsSink(DynamicSink[ProfileWrite]):
     """Keeps each known contact's `LeadRecord` (anonymous visitors are not leads)."""
 
-    def __init__(self, directory: Path, at_age_ms: int) -> None:
+    def __init__(self, directory: Path, ages_ms: tuple[int, ...]) -> None:
         self._directory = directory
-        self._at_age_ms = at_age_ms
+        self._ages_ms = ages_ms
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Collected:
         """One worker's records."""
         leads: dict[str, LeadRecord] = {}
-        at_age = self._at_age_ms
+        ages = self._ages_ms
 
         def fold(writes: list[ProfileWrite]) -> None:
             for write in writes:
@@ -246,9 +247,9 @@ class LeadsSink(DynamicSink[ProfileWrite]):
                 if write.view is None:
                     leads.pop(person, None)  # merged into another lead
                 elif person in leads:
-                    leads[person].add(write.view, at_age_ms=at_age)
+                    leads[person].add(write.view, ages)
                 else:
-                    leads[person] = LeadRecord.first(write.view)
+                    leads[person] = LeadRecord.first(write.view, ages)
 
         return _Collected(self._directory / f"leads-{worker_index}.pickle", fold, leads)
 
@@ -326,7 +327,7 @@ def run_process(directory: Path, process_id: int) -> None:
         Settings(),
         workers=job.processes * job.workers_per_process,
         events=PartsSource(job.parts),
-        profiles=LeadsSink(directory, job.at_age_ms),
+        profiles=LeadsSink(directory, job.ages_ms),
         alerts=AlertsSink(directory, load_routing(job.routing)),
         dead_letters=DeadLettersSink(directory),
         models=_models(job),

@@ -175,7 +175,7 @@ def _ranking(leads: dict[str, LeadRecord], judging: Judging) -> dict[str, Any]:
         if when is not None and when <= at:
             continue
         positive = int(when is not None and when <= at + judging.within_ms)
-        sample.append((person, lead.at_age, positive))
+        sample.append((person, dict(lead.at_ages[judging.at_age_ms]), positive))
     labels = [s[2] for s in sample]
     result: dict[str, Any] = {
         "at_age_days": judging.at_age_ms / DAY_MS,

@@ -75,7 +75,7 @@ def main() -> None:
                     directory,
                     settings=settings,
                     routing=settings.routing_path,
-                    at_age_ms=30 * 86_400_000,
+                    ages_ms=(30 * 86_400_000,),
                     processes=processes,
                 )
                 seconds, _ = timed(run)

@@ -46,7 +46,7 @@ def replayed(tmp_path: Path, signals: list, processes: int = 1) -> Replayed:
         tmp_path / "run",
         settings=Settings(),
         routing=Settings().routing_path,
-        at_age_ms=0,
+        ages_ms=(0,),
         processes=processes,
     )
 

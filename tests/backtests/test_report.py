@@ -35,9 +35,9 @@ def view(person: str, day: float, grade: str = "C3", **fields: Any) -> dict[str,
 
 
 def lead(person: str, *views: dict[str, Any]) -> LeadRecord:
-    record = LeadRecord.first(views[0])
+    record = LeadRecord.first(views[0], (JUDGING.at_age_ms,))
     for v in views[1:]:
-        record.add(v, at_age_ms=JUDGING.at_age_ms)
+        record.add(v, (JUDGING.at_age_ms,))
     return record
 
 
