@@ -10,6 +10,7 @@ COPY dataflows ./dataflows
 COPY alerts ./alerts
 COPY config ./config
 COPY backtests ./backtests
+COPY training ./training
 RUN pip install --no-cache-dir .
 # Settings come from the environment (config/settings.py); these point at the compose services.
 ENV DBL_CONFIG_DIR=/app/config

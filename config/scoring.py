@@ -212,13 +212,14 @@ def load_scoring_model(path: Path) -> ScoringModel:
     if not engagement:
         raise root.error("engagement", "needs at least one rule")
     _unique_ids(root, "engagement", [r.id for r in engagement])
-    fit = tuple(_fit_rule(t, path.parent) for t in root.tables("fit"))
+    # A model may have no fit rules (a learned one, when no trait predicts the outcome).
+    fit = tuple(_fit_rule(t, path.parent) for t in root.tables("fit", ()))
     _unique_ids(root, "fit", [r.id for r in fit])
     free_mail = frozenset(_read_list(root, "(free-mail list)", path.parent / FREE_MAIL_FILE))
     grid = _grid(root.table("grade"))
     identity = _identity(root.table("identity")) if "identity" in root.data else IdentityWindows()
     alerts = _alert_rules(root.table("alerts"))
-    version = model_version(path, [t.text("in_list", None) for t in root.tables("fit")])
+    version = model_version(path, [t.text("in_list", None) for t in root.tables("fit", ())])
     chance = _probability(root.table("probability")) if "probability" in root.data else None
     return ScoringModel(engagement, fit, grid, alerts, free_mail, identity, version, chance)
 
@@ -247,7 +248,7 @@ def model_files(path: Path) -> dict[str, bytes]:
     by name; what publishing hands to the running system. The model is validated first."""
     load_scoring_model(path)
     root = Table.load(path)
-    return _files(path, [t.text("in_list", None) for t in root.tables("fit")])
+    return _files(path, [t.text("in_list", None) for t in root.tables("fit", ())])
 
 
 def _files(path: Path, lists: list[str | None]) -> dict[str, bytes]:

@@ -116,9 +116,12 @@ class Table:
             raise self.error(name, "must be a table")
         return Table(self.source, self.key(name), value)
 
-    def tables(self, name: str) -> list[Table]:
-        """An array of tables (`[[name]]`), each with its index in the path."""
-        value = self._get(name, _MISSING)
+    def tables(self, name: str, default: Any = _MISSING) -> list[Table]:
+        """An array of tables (`[[name]]`), each with its index in the path (`default`, if
+        given, when there is none)."""
+        value = self._get(name, default)
+        if value is default:
+            return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.error(name, "must be an array of tables ([[...]])")
         return [Table(self.source, f"{self.key(name)}[{i}]", v) for i, v in enumerate(value)]

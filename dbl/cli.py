@@ -36,6 +36,7 @@ from tracking.imports import (
     read_outcomes,
     zoned_time,
 )
+from training.train import Training, card_text, train
 
 DONE: Final = {"publish": "published", "rollback": "rolled back to"}
 # `--model published`: the models as the log says they were published, as live scored.
@@ -88,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--processes", type=int, default=1)
     backtest.add_argument("--workers", type=int, default=1, help="workers per process")
     backtest.add_argument("--out", type=Path, required=True, help="folder for the report")
+    learn = commands.add_parser("train", help="learn a scoring model from events and outcomes")
+    learn.add_argument("--out", type=Path, required=True, help="the model file to write (TOML)")
+    learn.add_argument("--outcome", default="won", help="won (default) or created")
+    learn.add_argument("--within-days", type=float, default=90.0)
+    learn.add_argument("--events", type=Path, help="an export file (default: the topic)")
+    learn.add_argument("--from", dest="start", help="ISO-8601 time, with zone")
+    learn.add_argument("--to", dest="end", help="ISO-8601 time, with zone")
+    learn.add_argument("--processes", type=int, default=1)
     model = commands.add_parser("model", help="publish, roll back or list scoring models")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     publish = model_commands.add_parser("publish", help="hand a model to the running system")
@@ -115,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return import_csv(Settings.from_environment(), args.file, args.site, read_attendance)
         if args.command == "export-events":
             return export_to_file(Settings.from_environment(), args.start, args.end, args.file)
+        if args.command == "train":
+            return train_command(Settings.from_environment(), args)
         if args.command == "model":
             return model_command(Settings.from_environment(), args)
         if args.command == "backtest":
@@ -227,6 +238,22 @@ def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
     seconds = sum(report["seconds"].values())
     print(f"{events} events replayed {len(report['models'])}x in {seconds:.1f} s")
     print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+def train_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Learn a model from the recorded events and outcomes; print its card."""
+    training = Training(
+        outcome=args.outcome,
+        within_days=args.within_days,
+        export=args.events,
+        start_ms=_epoch_ms("--from", args.start) if args.start else None,
+        end_ms=_epoch_ms("--to", args.end) if args.end else None,
+        processes=args.processes,
+    )
+    card = train(settings, training, args.out)
+    print(card_text(card))
+    print(f"model {card['version']} written to {args.out} (card: model_card.md beside it)")
     return 0
 
 

@@ -37,8 +37,13 @@ def world(
     start: int = 1_767_225_600_000,
     days: int = 150,
     day_ms: int = DAY,
+    noise: float = 0.0,
+    after_win: int = 0,
 ) -> World:
-    """A market of `leads` leads over `days` days of `day_ms` from `start` (epoch ms)."""
+    """A market of `leads` leads over `days` days of `day_ms` from `start` (epoch ms); with
+    `noise`, that share of each lead's page views is of the pages the others read; buyers
+    open the customer portal `after_win` times in the days after their deal (a signal only
+    an outcome explains: a model that learned from it would have looked ahead)."""
     rng = random.Random(seed)
     signals: list[Envelope] = []
     buyers: dict[str, int] = {}
@@ -55,20 +60,24 @@ def world(
         }
         signals.append(_at(rng, born, type="identify", anon_id=cookie, email=email, props=traits))
         won = born + rng.randrange(20, 70) * day_ms
-        pages = ["/pricing", "/demo", "/pricing", "/product"] if buys else ["/blog", "/careers"]
+        buying, browsing = ["/pricing", "/demo", "/pricing", "/product"], ["/blog", "/careers"]
+        pages, others = (buying, browsing) if buys else (browsing, buying)
         end = won if buys else born + 90 * day_ms
         t = born
         while True:
             t += rng.randrange(1, 6) * day_ms + rng.randrange(0, day_ms)
             if t >= end:
                 break
-            path = rng.choice(pages)
+            path = rng.choice(others if rng.random() < noise else pages)
             signals.append(_at(rng, t, anon_id=cookie, context={"page": {"path": path}}))
         if buys:
             created = won - 10 * day_ms
             signals.append(_crm(rng, created, email, "Opportunity Created"))
             signals.append(_crm(rng, won, email, "Opportunity Won", amount=12_000))
             buyers[email] = won
+            for visit in range(after_win):
+                at = won + (visit + 1) * day_ms // 2
+                signals.append(_at(rng, at, anon_id=cookie, context={"page": {"path": "/portal"}}))
     signals.sort(key=lambda s: (s["received_at"], s["id"]))
     return World(signals, buyers)
 

@@ -35,6 +35,7 @@ NOT_PRESENCE: Final = frozenset({"identify", "alias", "group", "forget"})
 KEPT_TRAITS: Final = (
     *("title", "company", "company_size", "industry", "country", "phone", "owner"),
     *("budget", "authority", "need", "timeframe"),
+    *("seniority", "department", "annual_revenue", "lead_source"),
 )
 
 

@@ -15,7 +15,7 @@ SHARED = ("contracts", "config", "runtime")
 LAUNCHER = "dbl"
 LEARNING = ("sklearn", "numpy", "scipy", "pandas")
 # Tools on top of the dataflow (replays): they may use the dataflow, no service uses them.
-TOOLS = ("backtests",)
+TOOLS = ("backtests", "training")
 # What the pure rules may not import: I/O, the engine, the layers above them.
 NOT_IN_RULES = (
     *("bytewax", "redis", "confluent_kafka", "prometheus_client", "uvicorn", "socket"),

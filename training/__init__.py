@@ -1,0 +1,1 @@
+"""Training: scoring models learned from recorded signals and outcomes (`dbl train`)."""
