@@ -32,11 +32,26 @@ def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
     """A fresh namespace whose collector takes a CRM's backfill at once, and whose dataflow
     waits long enough for a signal in flight to keep its place in the stream (live, one that
     comes later than `idle_lag_s` is scored out of order; a replay puts it back in place)."""
-    unlimited = {"event_limit_per_s": 1e6, "event_limit_burst": 1e6}
-    fresh = fresh_settings(broker.bootstrap_servers, redis_server.url)
-    return fresh.with_overrides(
-        rate_limit_per_s=1e6, rate_limit_burst=1e6, idle_lag_s=2.0, **unlimited
+    return for_backfills(fresh_settings(broker.bootstrap_servers, redis_server.url)).with_overrides(
+        idle_lag_s=2.0
     )
+
+
+def for_backfills(settings: Settings) -> Settings:
+    """No rate limits: a CRM's backfill comes from one address, all at once."""
+    limits = {"event_limit_per_s": 1e6, "event_limit_burst": 1e6}
+    return settings.with_overrides(rate_limit_per_s=1e6, rate_limit_burst=1e6, **limits)
+
+
+def backfill(settings: Settings, signals: list[Envelope], size: int = 200) -> None:
+    """Send signals (those that already happened) as a site's backend would, in batches."""
+    now = int(time.time() * 1000)
+    calls = [segment_call(s) for s in signals if s["ts"] < now]
+    url = f"http://127.0.0.1:{settings.collector_port}"
+    with httpx.Client(base_url=url, timeout=30) as collector:
+        for n in range(0, len(calls), size):
+            answer = collector.post("/v1/batch", json={"batch": calls[n : n + size]}, auth=SERVER)
+            assert answer.status_code == 200, answer.text
 
 
 def segment_call(signal: Envelope) -> dict[str, Any]:
@@ -84,13 +99,7 @@ def test_a_backtest_of_the_live_model_gives_the_live_scores_and_alert_ids_and_pu
     # A market compressed into the last hour (a "day" is a minute), so signals are on time.
     now = int(time.time() * 1000)
     market = world(9, leads=40, start=now - 60 * MINUTE, days=150, day_ms=MINUTE // 3)
-    calls = [segment_call(s) for s in market.signals if s["ts"] < now]
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=30
-    ) as collector:
-        for n in range(0, len(calls), 200):
-            answer = collector.post("/v1/batch", json={"batch": calls[n : n + 200]}, auth=SERVER)
-            assert answer.status_code == 200, answer.text
+    backfill(settings, market.signals)
 
     # Everything is scored once the profiles and the alerts stop changing.
     def settled() -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from contracts import codec
 from contracts.read_model import RedisKeys, decode_profile
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis
 from tests.conftest import fresh_settings, wait_until
-from tests.integration.test_backtest import segment_call
+from tests.integration.test_backtest import backfill, for_backfills
 from tests.integration.test_commands import dbl
 from tests.worlds import world
 
@@ -27,9 +27,7 @@ SERVER = ("wk_demo_server", "")
 @pytest.fixture
 def settings(broker: EmbeddedBroker, redis_server: EmbeddedRedis) -> Settings:
     """A fresh namespace whose collector takes a CRM's backfill at once."""
-    fresh = fresh_settings(broker.bootstrap_servers, redis_server.url)
-    limits = {"event_limit_per_s": 1e6, "event_limit_burst": 1e6}
-    return fresh.with_overrides(rate_limit_per_s=1e6, rate_limit_burst=1e6, **limits)
+    return for_backfills(fresh_settings(broker.bootstrap_servers, redis_server.url))
 
 
 def test_train_backtest_publish_and_see_the_probability_live(
@@ -39,13 +37,7 @@ def test_train_backtest_publish_and_see_the_probability_live(
     keys = RedisKeys(settings.redis_prefix)
     now = int(time.time() * 1000)
     market = world(31, leads=500, start=now - 250 * 86_400_000, days=240, noise=0.3)
-    calls = [segment_call(s) for s in market.signals if s["ts"] < now]
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=30
-    ) as collector:
-        for n in range(0, len(calls), 500):
-            answer = collector.post("/v1/batch", json={"batch": calls[n : n + 500]}, auth=SERVER)
-            assert answer.status_code == 200, answer.text
+    backfill(settings, market.signals, size=500)
 
     learned = tmp_path / "learned" / "scoring.toml"
     done = dbl(settings, "train", "--out", str(learned))
