@@ -55,6 +55,7 @@ def page(report: dict[str, Any]) -> str:
         '<div class="cols">',
         _lift(models),
         _calibration(models),
+        _predicted(models),
         _lead_time(models),
         "</div>",
     ]
@@ -150,6 +151,22 @@ def _calibration(models: dict[str, Any]) -> str:
         rates = {r["grade"]: r["rate"] for r in m["outcomes"]["ranking"]["by_grade"]}
         series[name] = [float(rates.get(g) or 0) for g in grades]
     return bars("Share reaching the outcome, by grade at the fixed age", grades, series)
+
+
+def _predicted(models: dict[str, Any]) -> str:
+    """Calibration of the models that give a probability: predicted against observed."""
+    series = {}
+    for name, m in models.items():
+        rows = m["outcomes"]["ranking"]["lift_by_decile"]
+        if rows and "predicted" in rows[0]:
+            series[f"{name} predicted"] = [float(r["predicted"] or 0) for r in rows]
+            series[f"{name} observed"] = [float(r["rate"] or 0) for r in rows]
+    if not series:
+        return ""
+    labels = [str(n) for n in range(1, 1 + max(len(v) for v in series.values()))]
+    return lines(
+        "Calibration: chance predicted and share reaching the outcome, by decile", labels, series
+    )
 
 
 def _lead_time(models: dict[str, Any]) -> str:

@@ -207,9 +207,16 @@ def _ranking(leads: dict[str, LeadRecord], judging: Judging) -> dict[str, Any]:
     for n in range(groups):
         chunk = ranked[n * len(ranked) // groups : (n + 1) * len(ranked) // groups]
         got = sum(c[2] for c in chunk) / len(chunk)
-        deciles.append(
-            {"decile": n + 1, "leads": len(chunk), "rate": _round(got), "lift": _round(got / rate)}
-        )
+        row = {
+            "decile": n + 1,
+            "leads": len(chunk),
+            "rate": _round(got),
+            "lift": _round(got / rate),
+        }
+        if "probability" in scores:
+            # Calibration: the chance the model gave against the share that got there.
+            row["predicted"] = _round(sum(c[0] for c in chunk) / len(chunk))
+        deciles.append(row)
     by_grade: dict[str, list[int]] = defaultdict(list)
     for _, view, label in sample:
         by_grade[view["grade"]].append(label)

@@ -71,3 +71,25 @@ def test_a_wrong_token_gets_401_and_no_page(running_system: Settings, browser: B
     assert response is not None
     assert response.status == 401
     assert "Live leads" not in page.content()
+
+
+def test_a_learned_models_chance_shows_beside_the_grade(running_system: Settings, browser: Browser):
+    settings = running_system
+    page = open_page(browser, settings, "sam", "demo-token-sam")
+    profile = {
+        "person": "dana@acme.com",
+        "name": "Dana Ruiz",
+        "owner": "sam",
+        "probability_of": "won within 90 days",
+        "top_signals": [["Viewed pricing (30-day)", 12.4]],
+        "fit_reasons": [["seniority: vp", 9.0]],
+        "activity": [],
+    }
+    publish(settings, alert("a-learned-1", probability=0.234, profile=profile))
+    page.wait_for_selector(".alert", timeout=5_000)
+    scores = page.inner_text(".alert .scores")
+    assert "won within 90 days: 23 %" in scores
+    page.click(".alert summary")
+    why = page.inner_text(".alert .why")
+    assert "Viewed pricing (30-day): 12.4" in why
+    assert "seniority: vp (9)" in why
