@@ -36,7 +36,6 @@ from tracking.imports import (
     read_outcomes,
     zoned_time,
 )
-from training.train import Training, card_text, train
 
 DONE: Final = {"publish": "published", "rollback": "rolled back to"}
 # `--model published`: the models as the log says they were published, as live scored.
@@ -243,6 +242,10 @@ def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def train_command(settings: Settings, args: argparse.Namespace) -> int:
     """Learn a model from the recorded events and outcomes; print its card."""
+    # Imported here: scikit-learn takes seconds to import, and every `dbl` command loads
+    # this module.
+    from training.train import Training, card_text, train
+
     training = Training(
         outcome=args.outcome,
         within_days=args.within_days,

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
@@ -107,6 +114,28 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def read_all(settings: Settings, topic: str, timeout: float = 10.0) -> list[Message]:
+    """Every record `topic` holds now: each partition read from its start to its end."""
+    config = {"bootstrap.servers": settings.brokers, "group.id": "tests"}
+    consumer = Consumer({**config, "enable.partition.eof": True})
+    try:
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Message] = []
+        ended: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                error = message.error()
+                if error is None:
+                    records.append(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    ended.add(message.partition() or 0)
+        return records
+    finally:
+        consumer.close()
 
 
 def read_topic(

@@ -15,7 +15,7 @@ from config.sites import load_sites
 from contracts import codec, email_links
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
-from tests.conftest import fresh_settings, read_topic, start_module, stop_processes
+from tests.conftest import fresh_settings, read_all, read_topic, start_module, stop_processes
 
 BROWSER = ("wk_demo_browser", "")
 SERVER = ("wk_demo_server", "")
@@ -211,7 +211,7 @@ def test_bots_are_stored_marked_and_the_address_truncated(collector):
     body = {"anonymousId": "c-bot", "messageId": "bot-1"}
     headers = {"user-agent": "Googlebot/2.1"}
     assert client.post("/v1/page", json=body, auth=BROWSER, headers=headers).status_code == 200
-    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 50)]
+    records = [codec.loads(r.value()) for r in read_all(settings, settings.events_topic)]
     bot = next(r for r in records if r["id"] == "bot-1")
     assert bot["machine"] == "web_bot"
     assert bot["context"]["ip"] == "127.0.0.0"
@@ -239,7 +239,7 @@ def test_email_open_pixel_and_click_through_with_signed_tokens(collector):
     clicked = client.get(f"/e/c/{click}", headers={"user-agent": CHROME})
     assert clicked.status_code == 302
     assert clicked.headers["location"] == f"https://www.dbl.example/p?dbl_t={click}"
-    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 100)]
+    records = [codec.loads(r.value()) for r in read_all(settings, settings.events_topic)]
     signals = [r for r in records if r["email"] == "dana@acme.com" and r["channel"] == "email"]
     assert [(s["type"], s["trust"], s["machine"]) for s in signals] == [
         ("email_open", "signed", None),
@@ -289,7 +289,7 @@ def test_sendgrid_webhook_needs_a_server_key_and_maps_events(collector):
     answer = client.post("/v1/esp/sendgrid", json=events, auth=SERVER)
     assert answer.status_code == 200
     assert answer.json() == {"success": True, "rejected": [], "rejected_count": 0}
-    records = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 100)]
+    records = [codec.loads(r.value()) for r in read_all(settings, settings.events_topic)]
     mapped = {r["id"]: r for r in records if r["id"].startswith("sg-")}
     assert mapped["sg-1"]["event"] == "Email Delivered"
     assert (mapped["sg-2"]["type"], mapped["sg-2"]["machine"]) == ("email_click", "link_scanner")
@@ -325,7 +325,7 @@ def test_a_server_alias_is_a_trusted_merge_and_needs_a_previous_id(collector):
     merge = {"userId": "u-7", "previousId": "Bo@Acme.com", "messageId": "crm-merge-1"}
     response = client.post("/v1/alias", json=merge, auth=SERVER)
     assert response.status_code == 200, response.text
-    landed = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 50)]
+    landed = [codec.loads(r.value()) for r in read_all(settings, settings.events_topic)]
     (stored,) = [e for e in landed if e["id"] == "crm-merge-1"]
     assert (stored["type"], stored["trust"], stored["props"]) == (
         "alias",
@@ -344,6 +344,6 @@ def test_only_a_server_key_may_ask_to_forget_a_contact(collector):
     assert refused.status_code == 400
     assert "only a server write key" in refused.json()["error"]
     assert client.post("/v1/forget", json=request, auth=SERVER).status_code == 200
-    landed = [codec.loads(r.value()) for r in read_topic(settings, settings.events_topic, 60)]
+    landed = [codec.loads(r.value()) for r in read_all(settings, settings.events_topic)]
     (stored,) = [e for e in landed if e["id"] == "forget-1"]
     assert (stored["type"], stored["user_id"], stored["props"]) == ("forget", "u-8", {})

@@ -18,7 +18,7 @@ from contracts import codec
 from contracts.envelope import ANONYMOUS_PREFIX, Envelope
 from contracts.read_model import RedisKeys, decode_profile
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis
-from tests.conftest import fresh_settings, read_topic, wait_until
+from tests.conftest import fresh_settings, read_all, wait_until
 from tests.integration.test_commands import dbl
 from tests.worlds import world
 
@@ -105,19 +105,19 @@ def test_a_backtest_of_the_live_model_gives_the_live_scores_and_alert_ids_and_pu
     def settled() -> tuple[int, int] | None:
         state = (
             len(live_profiles(redis_client, keys)),
-            len(read_topic(settings, settings.alerts_topic, 10**6, 1)),
+            len(read_all(settings, settings.alerts_topic)),
         )
         time.sleep(2)
         again = (
             len(live_profiles(redis_client, keys)),
-            len(read_topic(settings, settings.alerts_topic, 10**6, 1)),
+            len(read_all(settings, settings.alerts_topic)),
         )
         return state if state == again and state[0] == 40 else None
 
     wait_until(settled, timeout=60, what="the live system to score every signal")
     profiles = live_profiles(redis_client, keys)
     alert_ids = sorted(
-        codec.loads(m.value())["id"] for m in read_topic(settings, settings.alerts_topic, 10**6, 2)
+        codec.loads(m.value())["id"] for m in read_all(settings, settings.alerts_topic)
     )
     assert alert_ids, "the market raised alerts"
     reps = list(load_routing(settings.routing_path).reps)
@@ -146,7 +146,7 @@ def test_a_backtest_of_the_live_model_gives_the_live_scores_and_alert_ids_and_pu
     assert replayed == alert_ids
 
     # Isolated: nothing reached the alerts topic, a rep's stream or the read model.
-    assert len(read_topic(settings, settings.alerts_topic, 10**6, 2)) == len(alert_ids)
+    assert len(read_all(settings, settings.alerts_topic)) == len(alert_ids)
     assert {rep: redis_client.xlen(keys.rep_alerts(rep)) for rep in reps} == streams_before
     assert redis_client.dbsize() == keys_before
     assert live_profiles(redis_client, keys) == profiles

@@ -4,6 +4,8 @@ pure rules import no I/O and no engine."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +87,14 @@ def test_the_walk_sees_an_import_at_any_depth(tmp_path):
     (tmp_path / "tracking").mkdir()
     (tmp_path / "tracking" / "x.py").write_text("def f():\n    from alerts.api import app\n")
     assert [m for _, m in imports("tracking", tmp_path)] == ["alerts.api"]
+
+
+def test_the_dbl_command_starts_without_the_learning_libraries():
+    """Every `dbl` command (and `dbl run`'s restarts) pays for what it imports at start."""
+    check = (
+        "import sys, dbl.cli; sys.exit(sorted(m for m in sys.modules if m in {'sklearn', 'numpy'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
