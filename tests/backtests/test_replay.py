@@ -11,12 +11,12 @@ import pytest
 from backtests.backtest import Backtest, run_backtest
 from backtests.history import from_export
 from backtests.replay import Replayed, replay
+from bench.markets import world, write_export
 from config.settings import Settings
 from contracts import codec
 from contracts.envelope import ANONYMOUS_PREFIX
 from tests.flows.partitioned import partitioned, run_in_process
 from tests.streams import random_plan, stream
-from tests.worlds import world, write_export
 
 MODEL = Settings().scoring_path
 CONFIG = MODEL.parent

@@ -8,10 +8,10 @@ from pathlib import Path
 from playwright.sync_api import Browser, Request
 
 from backtests.backtest import Backtest, run_backtest
+from bench.markets import world, write_export
 from config.settings import Settings
 from tests.backtests.test_replay import MODEL, model_variant
 from tests.conftest import ARTIFACTS
-from tests.worlds import world, write_export
 
 
 def test_the_report_opens_offline_with_its_plots(tmp_path: Path, browser: Browser):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from bench.markets import world
 from config.routing import load_routing
 from config.settings import Settings
 from contracts import codec
@@ -20,7 +21,6 @@ from contracts.read_model import RedisKeys, decode_profile
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis
 from tests.conftest import fresh_settings, read_all, wait_until
 from tests.integration.test_commands import dbl
-from tests.worlds import world
 
 pytestmark = pytest.mark.integration
 SERVER = ("wk_demo_server", "")

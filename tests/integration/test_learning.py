@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis
 
+from bench.markets import world
 from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys, decode_profile
@@ -18,7 +19,6 @@ from dbl.embedded import EmbeddedBroker, EmbeddedRedis
 from tests.conftest import fresh_settings, wait_until
 from tests.integration.test_backtest import backfill, for_backfills
 from tests.integration.test_commands import dbl
-from tests.worlds import world
 
 pytestmark = pytest.mark.integration
 SERVER = ("wk_demo_server", "")

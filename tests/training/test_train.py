@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from backtests.backtest import Backtest, run_backtest
+from bench.markets import world, write_export
 from config.scoring import load_scoring_model
 from config.settings import Settings
 from contracts import codec
 from contracts.errors import DBLError
-from tests.worlds import world, write_export
 from training.train import Training, train
 
 MODEL = Settings().scoring_path

@@ -1,5 +1,6 @@
-"""Small generated markets whose buyers are known: leads who identify, browse for weeks, and
-(some of them) win a deal, told by the CRM as `Opportunity Created` and `Opportunity Won`.
+"""Generated markets whose buyers are known (for tests and benchmarks): leads who identify,
+browse for weeks, and (some of them) win a deal, told by the CRM as `Opportunity Created`
+and `Opportunity Won`.
 
 Buyers read pricing and demo pages and fill the demo form in the weeks before their deal;
 the others read the blog. A model that gives points to pricing and demo pages ranks them
@@ -8,6 +9,7 @@ first; one that gives points to the blog ranks them last.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import random
 import uuid
@@ -16,7 +18,6 @@ from pathlib import Path
 
 from contracts import codec
 from contracts.envelope import Envelope
-from tests.conftest import envelope
 
 DAY = 86_400_000
 TITLES = ["VP Sales", "Head of Marketing", "Engineer", "Student", "Director of IT", "CFO"]
@@ -83,7 +84,27 @@ def world(
 
 
 def _at(rng: random.Random, ts: int, **fields: object) -> Envelope:
-    return envelope(id=uuid.UUID(int=rng.getrandbits(128)).hex, ts=ts, received_at=ts, **fields)
+    """A browser page view at `ts` (received then), with any field overridden."""
+    signal: dict[str, object] = {
+        "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "type": "page",
+        "channel": "web",
+        "ts": ts,
+        "received_at": ts,
+        "anon_id": None,
+        "user_id": None,
+        "email": None,
+        "account": None,
+        "name": None,
+        "event": None,
+        "props": {},
+        "context": {},
+        "source": "market",
+        "trust": "browser",
+        "machine": None,
+        **fields,
+    }
+    return signal  # type: ignore[return-value]
 
 
 def _crm(
@@ -110,3 +131,21 @@ def write_export(signals: list[Envelope], path: Path) -> Path:
         for signal in signals:
             out.write(codec.dumps(signal) + b"\n")
     return path
+
+
+def main() -> None:
+    """Write a market as an export: `python -m bench.markets OUT.jsonl.gz --leads N`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--leads", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=240)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--noise", type=float, default=0.3)
+    args = parser.parse_args()
+    market = world(args.seed, leads=args.leads, days=args.days, noise=args.noise)
+    write_export(market.signals, args.out)
+    print(f"{args.out}: {len(market.signals)} events, {len(market.buyers)} buyers")
+
+
+if __name__ == "__main__":
+    main()
