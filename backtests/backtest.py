@@ -23,6 +23,9 @@ from contracts import codec
 from contracts.errors import DBLError
 
 OUTCOMES = ("won", "created", "lost")
+# Progress comes in bursts (each replay process reports twice a second): the ETA is from
+# the average rate since the start, not the last burst.
+ETA_SMOOTHING = 0.0
 # What `leads.jsonl` keeps of each lead's last profile.
 LEAD_FIELDS = (
     *("grade", "fit", "engagement", "sales_ready", "as_of", "last_seen", "model", "owner"),
@@ -167,6 +170,7 @@ def _replay(
         unit="event",
         file=sys.stderr,
         disable=quiet,
+        smoothing=ETA_SMOOTHING,
     ) as bar:
         return replay(
             history.parts,

@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from backtests.backtest import ETA_SMOOTHING
 from backtests.history import EVENT, History, from_broker, from_export, read_part
 from backtests.leads import DAY_MS
 from backtests.replay import replay
@@ -90,7 +91,12 @@ def train(
         candidate_model = _candidate_model(settings, root / "candidates", engagement, fit)
         (root / "replay").mkdir()
         with tqdm(
-            total=history.events, desc="replaying", unit="event", file=sys.stderr, disable=quiet
+            total=history.events,
+            desc="replaying",
+            unit="event",
+            file=sys.stderr,
+            disable=quiet,
+            smoothing=ETA_SMOOTHING,
         ) as bar:
             replayed = replay(
                 history.parts,
