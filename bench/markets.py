@@ -84,13 +84,16 @@ def world(
 
 
 def _at(rng: random.Random, ts: int, **fields: object) -> Envelope:
-    """A browser page view at `ts` (received then), with any field overridden."""
-    signal: dict[str, object] = {
-        "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+    """A signal of the market at `ts` (received then)."""
+    return signal(id=uuid.UUID(int=rng.getrandbits(128)).hex, ts=ts, received_at=ts, **fields)
+
+
+def signal(**fields: object) -> Envelope:
+    """A browser page-view envelope, with any field overridden (`id`, `ts` and
+    `received_at` given)."""
+    base: dict[str, object] = {
         "type": "page",
         "channel": "web",
-        "ts": ts,
-        "received_at": ts,
         "anon_id": None,
         "user_id": None,
         "email": None,
@@ -104,7 +107,7 @@ def _at(rng: random.Random, ts: int, **fields: object) -> Envelope:
         "machine": None,
         **fields,
     }
-    return signal  # type: ignore[return-value]
+    return base  # type: ignore[return-value]
 
 
 def _crm(

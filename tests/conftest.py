@@ -24,6 +24,7 @@ from confluent_kafka import (
 )
 from hypothesis import settings as hypothesis_settings
 
+from bench import markets
 from config.settings import Settings
 from contracts import codec
 from contracts.envelope import Envelope
@@ -206,26 +207,8 @@ def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str
 
 def envelope(**fields: object) -> Envelope:
     """A valid browser page-view envelope at T0, with any field overridden."""
-    base: dict[str, object] = {
-        "id": uuid.uuid4().hex,
-        "type": "page",
-        "channel": "web",
-        "ts": T0,
-        "received_at": T0,
-        "anon_id": "cookie-1",
-        "user_id": None,
-        "email": None,
-        "account": None,
-        "name": None,
-        "event": None,
-        "props": {},
-        "context": {},
-        "source": "demo",
-        "trust": "browser",
-        "machine": None,
-    }
-    base.update(fields)
-    return base  # type: ignore[return-value]
+    defaults: dict[str, object] = {"id": uuid.uuid4().hex, "ts": T0, "received_at": T0}
+    return markets.signal(**{**defaults, "anon_id": "cookie-1", "source": "demo", **fields})
 
 
 def page_view(path: str, **fields: object) -> Envelope:
