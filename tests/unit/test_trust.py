@@ -18,8 +18,15 @@ from dataflows.rules.trust import RANKS, may_set, rank
 from tests.conftest import T0, envelope
 
 MODEL = load_scoring_model(CONFIG_DIR / "scoring.toml")
-CRM = {"title": "VP Sales", "company": "Acme", "company_size": 800, "owner": "alex"}
-ATTACK = {"title": "CEO", "company": "Evil", "company_size": 50000, "owner": "sam"}
+# The traits a learned fit may read are as protected as the rest.
+CRM = {
+    **{"title": "VP Sales", "company": "Acme", "company_size": 800, "owner": "alex"},
+    **{"seniority": "vp", "department": "sales", "annual_revenue": 5e6, "lead_source": "event"},
+}
+ATTACK = {
+    **{"title": "CEO", "company": "Evil", "company_size": 50000, "owner": "sam"},
+    **{"seniority": "c_level", "department": "it", "annual_revenue": 9e12, "lead_source": "x"},
+}
 
 
 def _identify(trust: str, ts: int = T0, **fields: Any) -> Any:
