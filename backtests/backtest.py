@@ -29,7 +29,7 @@ ETA_SMOOTHING = 0.0
 # What `leads.jsonl` keeps of each lead's last profile.
 LEAD_FIELDS = (
     *("grade", "fit", "engagement", "sales_ready", "as_of", "last_seen", "model", "owner"),
-    *("outcome", "outcome_at"),
+    *("score", "probability", "outcome", "outcome_at"),
 )
 
 

@@ -1,7 +1,8 @@
 """Candidate rules a model may learn, from what the recorded history holds: engagement
-rules for the page-path families, event names, signal types and content types seen (each
-at several half-lives), and fit rules for the trait values, title words and size bands
-seen. Pure: envelopes in, rules out.
+rules for the page-path families, event names, event families (names sharing their first
+word, e.g. every `Sales …` event), channels, signal types and content types seen (each at
+several half-lives), and fit rules for the trait values, title words and size bands seen.
+Pure: envelopes in, rules out.
 
 >>> seen = Seen()
 >>> for n in range(30):
@@ -31,6 +32,7 @@ HALF_LIVES_DAYS: Final = (7.0, 30.0, 90.0)
 CATEGORIES: Final = ("industry", "country", "seniority", "department", "lead_source")
 NUMBERS: Final = ("company_size", "annual_revenue")
 MAX_PER_KIND: Final = 40
+IDENTITY_CALLS: Final = frozenset({"identify", "alias", "group", "forget"})
 _WORD: Final = re.compile(r"[a-z]{2,}")
 _SLUG: Final = re.compile(r"[^a-z0-9]+")
 
@@ -62,6 +64,9 @@ class Seen:
     paths: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     types: Counter[str] = field(default_factory=Counter)
+    # Signals by channel, and the signal types each channel carried (identities aside).
+    channels: Counter[str] = field(default_factory=Counter)
+    channel_types: dict[str, set[str]] = field(default_factory=dict)
     content_types: Counter[str] = field(default_factory=Counter)
     values: Counter[tuple[str, str]] = field(default_factory=Counter)
     title_words: Counter[str] = field(default_factory=Counter)
@@ -80,8 +85,12 @@ class Seen:
             self.paths[family.lower()] += 1
         elif kind == "track" and isinstance(signal.get("event"), str):
             self.events[str(signal["event"])] += 1
-        elif kind not in ("identify", "alias", "group", "forget"):
+        elif kind not in IDENTITY_CALLS:
             self.types[kind] += 1
+        channel = signal.get("channel")
+        if kind not in IDENTITY_CALLS and isinstance(channel, str):
+            self.channels[channel] += 1
+            self.channel_types.setdefault(channel, set()).add(kind)
         content = props.get("content_type")
         if isinstance(content, str) and content:
             self.content_types[content.lower()] += 1
@@ -111,6 +120,12 @@ class Seen:
             families.append((f"page_{slug(path)}", f"Viewed {path}", body))
         for event, _ in _common(self.events, min_support):
             families.append((f"event_{slug(event)}", event, (("events", [event]),)))
+        for word, events in self._event_families(min_support):
+            body = (("events", events),)
+            families.append((f"events_{slug(word)}", f"Any {word} event", body))
+        for channel, _ in _common(self.channels, min_support):
+            body = (("channels", [channel]), ("types", sorted(self.channel_types[channel])))
+            families.append((f"channel_{slug(channel)}", f"Any {channel} signal", body))
         for kind, _ in _common(self.types, min_support):
             label = kind.replace("_", " ").capitalize()
             families.append((f"type_{slug(kind)}", label, (("types", [kind]),)))
@@ -122,6 +137,19 @@ class Seen:
             for rule_id, label, body in families
             for days in HALF_LIVES_DAYS
         ]
+
+    def _event_families(self, min_support: int) -> list[tuple[str, list[str]]]:
+        """Event names grouped by their first word, where two or more share it."""
+        by_word: dict[str, list[str]] = {}
+        for event in self.events:
+            word = event.split()[0].rstrip(":").lower() if event.split() else ""
+            if word:
+                by_word.setdefault(word, []).append(event)
+        return [
+            (word, sorted(events))
+            for word, events in sorted(by_word.items())
+            if len(events) > 1 and sum(self.events[e] for e in events) >= min_support
+        ][:MAX_PER_KIND]
 
     def fit_rules(self, min_support: int) -> list[Candidate]:
         """Fit candidates: trait values and title words seen at least `min_support` times,

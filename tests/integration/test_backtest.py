@@ -138,7 +138,8 @@ def test_a_backtest_of_the_live_model_gives_the_live_scores_and_alert_ids_and_pu
     assert sorted(leads) == sorted(profiles)
     for person, lead in leads.items():
         live = profiles[person]
-        fields = ("grade", "fit", "engagement", "sales_ready", "as_of", "model", "outcome")
+        fields = ("grade", "fit", "engagement", "score", "probability", "sales_ready", "as_of")
+        fields += ("model", "outcome")
         assert {f: lead[f] for f in fields} == {f: live[f] for f in fields}, person
     replayed = sorted(
         codec.loads(line)["id"] for line in (out / "alerts.jsonl").read_bytes().splitlines()
