@@ -5,9 +5,10 @@
 
 For each leadforge world (`bench/leadforge_market.py` says how a world becomes signals):
 starts the whole system on the embedded broker and Redis, sends the older 70 % of leads
-(by creation, outcomes included) through the collector, runs `dbl train` on the events
-topic, `dbl model publish`es what it learned, sends the newer 30 % up to their 30th day
-without outcomes, and reads their profiles from the rep API once every signal is scored.
+(by creation, outcomes included) through the collector, runs `dbl train --ages-days 30`
+on the events topic (leads observed at the age they are judged at), `dbl model publish`es
+what it learned, sends the newer 30 % up to their 30th day without outcomes, and reads
+their profiles from the rep API once every signal is scored.
 Judged against whether each newer lead converted within 90 days of its creation:
 
 - **learned (live)**: the profiles the rep API serves, ranked by their probability;
@@ -59,6 +60,8 @@ from runtime.ports import free_port
 SERVER_KEY: Final = ("wk_demo_server", "")
 BATCH: Final = 500
 SCORED_TIMEOUT_S: Final = 1800.0
+# Leads are judged at their 30th day, so the model learns from leads observed at that age.
+AT_AGE_DAYS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ def run_world(tier: str, seed: int, leads: int, work: Path) -> WorldResult:
         send(settings, found.older, f"{tier} {seed}: older cohort")
         trained = time.monotonic()
         learned = work / "learned" / "scoring.toml"
-        dbl(settings, "train", "--out", str(learned))
+        dbl(settings, "train", "--out", str(learned), "--ages-days", str(AT_AGE_DAYS))
         train_s = time.monotonic() - trained
         version = codec.loads((learned.parent / "model_card.json").read_bytes())["version"]
         dbl(settings, "model", "publish", str(learned), "--by", "bench.quality")
@@ -355,8 +358,9 @@ def main() -> None:
     if unknown:
         parser.error(f"--tiers: unknown {unknown}; one of {leadforge_market.TIERS}")
     results: list[WorldResult] = []
-    for tier in tiers:
-        for seed in _seeds(args.seeds):
+    # Seed by seed, every tier: a run cut short still has figures for each tier.
+    for seed in _seeds(args.seeds):
+        for tier in tiers:
             with tempfile.TemporaryDirectory(prefix="dbl-quality-") as work:
                 result = run_world(tier, seed, args.leads, Path(work))
             results.append(result)

@@ -157,6 +157,11 @@ class ScoringModel:
     _by_type: dict[str, tuple[EngagementRule, ...]] = field(init=False, compare=False, repr=False)
     _by_event: dict[str, tuple[EngagementRule, ...]] = field(init=False, compare=False, repr=False)
     _for_all: tuple[EngagementRule, ...] = field(init=False, compare=False, repr=False)
+    # Typed and event rules merged in file order, by (type, event name), filled as signals
+    # come: bounded by the signal types times the event names the rules name.
+    _merged: dict[tuple[str, str], tuple[EngagementRule, ...]] = field(
+        init=False, compare=False, repr=False
+    )
     # The traits fit rules read.
     fit_traits: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
@@ -175,6 +180,7 @@ class ScoringModel:
         object.__setattr__(self, "_by_type", by_type)
         object.__setattr__(self, "_by_event", by_event)
         object.__setattr__(self, "_for_all", for_all)
+        object.__setattr__(self, "_merged", {})
         object.__setattr__(self, "fit_traits", tuple(sorted({r.trait for r in self.fit})))
 
     def candidates(self, kind: str, event: str | None) -> tuple[EngagementRule, ...]:
@@ -183,8 +189,13 @@ class ScoringModel:
         typed = self._by_type.get(kind, ())
         if not by_event:
             return typed + self._for_all if self._for_all else typed
-        found = typed + by_event + self._for_all
-        return tuple(r for r in self.engagement if r in found)
+        key = (kind, event or "")
+        merged = self._merged.get(key)
+        if merged is None:
+            found = {id(r) for r in (*typed, *by_event, *self._for_all)}
+            merged = tuple(r for r in self.engagement if id(r) in found)
+            self._merged[key] = merged
+        return merged
 
 
 _CONDITION_KEYS = (

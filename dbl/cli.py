@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     learn.add_argument("--events", type=Path, help="an export file (default: the topic)")
     learn.add_argument("--from", dest="start", help="ISO-8601 time, with zone")
     learn.add_argument("--to", dest="end", help="ISO-8601 time, with zone")
+    learn.add_argument(
+        "--ages-days",
+        default="7,30,60",
+        help="the ages (days after a lead's first signal) it is observed at, e.g. 30 or 7,30,60",
+    )
     learn.add_argument("--processes", type=int, default=1)
     model = commands.add_parser("model", help="publish, roll back or list scoring models")
     model_commands = model.add_subparsers(dest="model_command", required=True)
@@ -240,6 +245,18 @@ def backtest_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ages(text: str) -> tuple[float, ...]:
+    """`--ages-days`: numbers separated by commas.
+
+    >>> _ages("7, 30,60")
+    (7.0, 30.0, 60.0)
+    """
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise DBLError(f"--ages-days: numbers of days separated by commas, not {text!r}") from None
+
+
 def train_command(settings: Settings, args: argparse.Namespace) -> int:
     """Learn a model from the recorded events and outcomes; print its card."""
     # Imported here: scikit-learn takes seconds to import, and every `dbl` command loads
@@ -253,6 +270,7 @@ def train_command(settings: Settings, args: argparse.Namespace) -> int:
         start_ms=_epoch_ms("--from", args.start) if args.start else None,
         end_ms=_epoch_ms("--to", args.end) if args.end else None,
         processes=args.processes,
+        ages_days=_ages(args.ages_days),
     )
     card = train(settings, training, args.out)
     print(card_text(card))

@@ -1,7 +1,9 @@
 """The learner, in scikit-learn's estimator style: explicit parameters, `fit` then
 `predict_proba`, nothing hidden. An L1-regularized logistic regression over rule features
 (so most candidate rules end with no weight), its strength chosen on the latest share of
-the observations (time order, never random).
+the observations (time order, never random). Features are scaled to unit spread for the
+fit, so the penalty weighs a rare signal and a frequent one alike; the weights it returns
+are per unit of the features as given (a rule's points).
 
 >>> import numpy as np
 >>> X = np.array([[0.0], [1.0], [0.0], [1.0]] * 30)
@@ -49,6 +51,10 @@ class RuleScorer:
     def fit(self, X: Any, y: Any) -> RuleScorer:
         """Pick the strength on the latest rows, then fit on all of them. Rows must be in
         time order."""
+        X = np.asarray(X, dtype=float)
+        spread = X.std(axis=0)
+        spread[spread == 0] = 1.0
+        X = X / spread
         cut = int(len(y) * (1 - self.validation_share))
         self.validation_auc_ = {}
         if 0 < cut < len(y) and len(set(y[:cut])) == 2 and len(set(y[cut:])) == 2:
@@ -61,7 +67,7 @@ class RuleScorer:
         else:
             self.strength_ = self.strengths[len(self.strengths) // 2]
         model = self._model(self.strength_).fit(X, y)
-        self.coef_ = np.asarray(model.coef_[0], dtype=float)
+        self.coef_ = np.asarray(model.coef_[0], dtype=float) / spread
         self.intercept_ = float(model.intercept_[0])
         return self
 

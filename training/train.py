@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -66,8 +67,10 @@ class Training:
         """Refuse what cannot run, before reading anything."""
         if self.outcome not in ("won", "created"):
             raise DBLError("--outcome must be won or created")
-        if self.within_days <= 0 or not self.ages_days or min(self.ages_days) < 0:
-            raise DBLError("--within-days must be above 0, and ages not below 0")
+        if not 0 < self.within_days < math.inf:
+            raise DBLError("--within-days must be a number of days above 0")
+        if not self.ages_days or not all(0 <= age < math.inf for age in self.ages_days):
+            raise DBLError("--ages-days must be numbers of days, none below 0")
 
 
 def train(
