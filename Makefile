@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.live_pages
+	$(BIN)/python -m bench.quality --out quality.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from alerts import metrics
 from alerts.outbox import job_id, new_job
-from alerts.routing import push_at, throttle_key
+from alerts.routing import push_at, suppressed_by, throttle_key
 from config.routing import Routing, route
 from config.settings import Settings
 from contracts import codec, kafka
@@ -31,12 +31,18 @@ WAIT_S: Final = 0.1
 BATCH: Final = 500
 
 # One atomic step per alert: mark its id delivered (a replay stops here), note it among
-# the alerts raised (before throttles: what a shadow model is compared with), apply the
-# throttle (event time), append to the rep's stream, enqueue its webhook jobs. A crash can
-# never leave one of these without the others.
+# the alerts raised (before throttles: what a shadow model is compared with), keep it aside
+# if the CRM's word on the lead suppresses it, apply the throttle (event time), append to
+# the rep's stream, enqueue its webhook jobs. A crash can never leave one of these without
+# the others.
 _DELIVER_ONCE: Final = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[2], '*', 'rep', ARGV[9], 'state', ARGV[5],
+    'alert', ARGV[4])
+  return 3
+end
 local window = tonumber(ARGV[6])
 if window > 0 then
   local last = redis.call('GET', KEYS[3])
@@ -44,13 +50,13 @@ if window > 0 then
   redis.call('SET', KEYS[3], ARGV[7], 'PX', math.floor(window * 2 + 86400000))
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[i])
 end
 return 1
 """
-_OUTCOMES: Final = {0: "duplicate", 1: "delivered", 2: "throttled"}
+_OUTCOMES: Final = {0: "duplicate", 1: "delivered", 2: "throttled", 3: "suppressed"}
 
 
 class Dispatcher:
@@ -63,13 +69,15 @@ class Dispatcher:
         self._deliver_once = client.register_script(_DELIVER_ONCE)
 
     def deliver(self, alert: dict[str, Any], now_ms: int) -> str:
-        """Deliver one alert; returns delivered, duplicate (seen before) or throttled."""
+        """Deliver one alert; returns delivered, duplicate (seen before), throttled or
+        suppressed (kept aside: the CRM's word on the lead)."""
         rep_id = route(alert.get("profile") or alert, self._routing)
         rep = self._routing.reps[rep_id]
         window = self._routing.throttle_ms.get(alert["kind"], 0)
         push = push_at(alert, rep)
+        state = suppressed_by(alert, self._routing.suppress)
         jobs: list[bytes | str] = []
-        if push is not None:
+        if push is not None and state is None:
             for index in range(len(rep.webhooks)):
                 jobs += [job_id(alert["id"], rep_id, index), new_job(alert, rep_id, index)]
         # Pushes keep their offset from the alert's event time, on the wall clock.
@@ -82,21 +90,25 @@ class Dispatcher:
                 self._keys.webhook_due,
                 self._keys.webhook_jobs,
                 self._keys.raised,
+                self._keys.suppressed,
             ],
             args=[
                 DELIVERED_TTL_S,
                 STREAM_MAXLEN,
                 alert["id"],
                 codec.dumps(alert),
-                "",
+                state or "",
                 window,
                 int(alert["ts"]),
                 due,
+                rep_id,
                 *jobs,
             ],
         )
         outcome = _OUTCOMES[int(result)]
         metrics.DELIVERIES.labels("redis_stream", outcome).inc()
+        if outcome == "suppressed":
+            metrics.SUPPRESSED.labels(alert["kind"], state).inc()
         if outcome == "delivered":
             log.info("%s", announce(alert, rep.name))
         return outcome

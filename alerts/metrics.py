@@ -7,6 +7,11 @@ DELIVERIES = Counter(
     "Alert deliveries, by channel and outcome.",
     ["channel", "outcome"],
 )
+SUPPRESSED = Counter(
+    "dbl_alerts_suppressed_total",
+    "Alerts kept from their rep by what the CRM says of the lead, by kind and state.",
+    ["kind", "state"],
+)
 MALFORMED = Counter(
     "dbl_alerts_malformed_total", "Records on the alerts topic that were not alerts."
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,16 @@ from config.scoring import MINUTE_MS
 from config.toml import Table
 
 WEBHOOK_FORMATS = ("slack", "json")
+ALERT_KINDS = ("sales_ready", "cooling", "key_action", "live_visit", "account_surge")
+# What the CRM says of a lead, as suppression reads it (`alerts.routing.crm_states`).
+CRM_STATES = ("customer", "open_opportunity", "disqualified")
+# Without a [suppress] table: a customer, a lead with an open deal or a disqualified one
+# never brings a sales_ready push; a disqualified one brings none at all.
+DEFAULT_SUPPRESS: dict[str, frozenset[str]] = {
+    "sales_ready": frozenset(CRM_STATES),
+    "key_action": frozenset({"disqualified"}),
+    "live_visit": frozenset({"disqualified"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +88,18 @@ class Routing:
     throttle_ms: dict[str, float]
     delivery: Delivery
     admin_token: str
+    # Per alert kind, the CRM states that keep it from the rep (kept, counted, not pushed).
+    suppress: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_SUPPRESS)
 
 
 def load_routing(path: Path) -> Routing:
     """Read and validate `routing.toml`."""
     root = Table.load(path)
     root.only(
-        ("default_team", "admin_token", "reps", "teams", "territories", "throttle", "delivery")
+        (
+            *("default_team", "admin_token", "reps", "teams", "territories", "throttle"),
+            *("delivery", "suppress"),
+        )
     )
     reps = {rep_id: _rep(rep_id, t) for rep_id, t in root.table("reps").subtables().items()}
     teams = {name: _team(t, reps) for name, t in root.table("teams").subtables().items()}
@@ -103,7 +118,21 @@ def load_routing(path: Path) -> Routing:
         throttle_ms=throttle_ms,
         delivery=_delivery(root.table("delivery")),
         admin_token=root.secret("admin_token"),
+        suppress=_suppress(root.table("suppress")) if "suppress" in root.data else DEFAULT_SUPPRESS,
     )
+
+
+def _suppress(t: Table) -> dict[str, frozenset[str]]:
+    """`kind = [states]`: the CRM states that keep each kind of alert from the rep."""
+    t.only(ALERT_KINDS)
+    suppress = {}
+    for kind in t.data:
+        states = t.texts(kind)
+        unknown = sorted(set(states) - set(CRM_STATES))
+        if unknown:
+            raise t.error(kind, f"unknown states {unknown}: use {', '.join(CRM_STATES)}")
+        suppress[kind] = frozenset(states)
+    return suppress
 
 
 def _rep(rep_id: str, t: Table) -> Rep:

@@ -70,6 +70,10 @@ class ProfileView(TypedDict):
     probability: float | None
     # What `probability` is the chance of, e.g. "won within 90 days" (None without one).
     probability_of: str | None
+    # The CRM's word on the lead (server sources only): its lifecycle stage (e.g.
+    # `customer`) and when it was disqualified (ISO-8601 or epoch ms), or None.
+    lifecycle_stage: str | None
+    disqualified_at: str | int | float | None
 
 
 def encode_profile(view: ProfileView | dict[str, Any]) -> dict[str, bytes]:
@@ -110,6 +114,12 @@ class RedisKeys:
         """Stream: every alert raised, once, before routing and throttles (capped): live,
         as the dispatcher reads them; a shadow model's, as its dataflow raises them."""
         return f"{self.prefix}:raised"
+
+    @property
+    def suppressed(self) -> str:
+        """Stream: alerts the CRM's word on their lead kept from the rep (capped), each with
+        `rep`, `state` and `alert`."""
+        return f"{self.prefix}:suppressed"
 
     @property
     def shadow(self) -> RedisKeys:

@@ -1,7 +1,9 @@
 """The rep-facing JSON API: `GET /v1/reps/<rep>/hot` (the rep's leads active in the last 30
 minutes, hottest first), `GET /v1/alerts?rep=<rep>&limit=N` (the rep's latest alerts,
-newest first), `GET /v1/profiles/<person>` (a lead's profile), and
-`GET /v1/webhooks/dead-letters?limit=N` (webhook calls that failed every attempt, admin)."""
+newest first), `GET /v1/profiles/<person>` (a lead's profile),
+`GET /v1/alerts/suppressed?limit=N` (alerts the CRM's word on their lead kept from the rep,
+newest first, admin), and `GET /v1/webhooks/dead-letters?limit=N` (webhook calls that
+failed every attempt, admin)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Leads:
         return [
             Route("GET", "/v1/reps/{rep}/hot", self._hot),
             Route("GET", "/v1/alerts", self._alerts),
+            Route("GET", "/v1/alerts/suppressed", self._suppressed),
             Route("GET", "/v1/profiles/{person:path}", self._profile),
             Route("GET", "/v1/webhooks/dead-letters", self._dead_letters),
         ]
@@ -78,6 +81,21 @@ class Leads:
         entries = cast(Entries, await self._store.client.xrevrange(stream, count=limit))
         alerts = [codec.loads(fields[b"alert"]) for _, fields in entries]
         await respond_json(send, 200, {"rep": rep, "alerts": alerts})
+
+    async def _suppressed(self, request: Request, send: Send) -> None:
+        self._access.require_admin(request)
+        limit = _limit(request)
+        stream = self._store.keys.suppressed
+        entries = cast(Entries, await self._store.client.xrevrange(stream, count=limit))
+        kept = [
+            {
+                "rep": fields[b"rep"].decode(),
+                "state": fields[b"state"].decode(),
+                "alert": codec.loads(fields[b"alert"]),
+            }
+            for _, fields in entries
+        ]
+        await respond_json(send, 200, {"suppressed": kept})
 
     async def _dead_letters(self, request: Request, send: Send) -> None:
         self._access.require_admin(request)

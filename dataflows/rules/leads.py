@@ -173,6 +173,8 @@ def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) 
         "score": score,
         "probability": probability_of(score, model),
         "probability_of": _chance_of(model),
+        "lifecycle_stage": traits.get("lifecycle_stage"),
+        "disqualified_at": traits.get("disqualified_at"),
     }
 
 

@@ -36,6 +36,8 @@ KEPT_TRAITS: Final = (
     *("title", "company", "company_size", "industry", "country", "phone", "owner"),
     *("budget", "authority", "need", "timeframe"),
     *("seniority", "department", "annual_revenue", "lead_source"),
+    # CRM state that decides which alerts a rep is told (server sources only).
+    *("lifecycle_stage", "disqualified_at"),
 )
 
 

@@ -5,7 +5,7 @@ signed email link, a valid `user_hash`), `form_fill` (a person typed it into a f
 plain browser claim (`browser_identify`, or `shared_device` when a claim re-points a
 cookie). Write keys are public, so anything below `signed` is only a claim: a weaker source
 never overwrites a trait a stronger one set, and only a server source sets a lead's
-`owner` or `account`.
+`owner`, `account`, `lifecycle_stage` or `disqualified_at`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from contracts.envelope import Envelope
 
 RANKS: Final = {"server": 4, "signed": 3, "form_fill": 2, "browser_identify": 1, "shared_device": 1}
 VERIFIED: Final = frozenset({"server", "signed"})
-# Traits only a server source may set: who works the lead, and which account it counts for.
-SERVER_ONLY: Final = frozenset({"owner", "account"})
+# Traits only a server source may set: who works the lead, which account it counts for,
+# and the CRM state that silences alerts (a visitor must not be able to hide from sales).
+SERVER_ONLY: Final = frozenset({"owner", "account", "lifecycle_stage", "disqualified_at"})
 
 
 def how_recognized(signal: Envelope) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from alerts.dispatcher import Dispatcher
 from config.routing import load_routing
@@ -254,3 +255,61 @@ def test_a_hanging_receiver_never_delays_another_destination(
     assert time.monotonic() - sent < 3.0, "serially this takes 8 Slack timeouts and retries"
     in_flight = len(receiver.on("/slack"))
     assert in_flight >= 2, "the hanging endpoint is still being tried"
+
+
+def test_what_the_crm_says_keeps_alerts_from_the_rep_and_counts_them(
+    delivery_settings: Settings, redis_client: redis.Redis, rep_service: RepService
+):
+    keys = RedisKeys(delivery_settings.redis_prefix)
+    routing = load_routing(delivery_settings.config_dir / "routing.toml")
+    dispatcher = Dispatcher(redis_client, keys, routing)
+    t0 = 1_767_225_600_000
+    customer = {"lifecycle_stage": "customer"}
+    dealing = {"open_opportunity": True}
+    disqualified = {"disqualified_at": "2025-06-01T00:00:00Z"}
+    later = {"disqualified_at": "2026-06-01T00:00:00Z"}
+
+    def deliver(alert_id: str, kind: str, crm: dict[str, Any]) -> str:
+        profile = {**alert(alert_id)["profile"], **crm}
+        return dispatcher.deliver(alert(alert_id, kind, ts=t0, profile=profile), t0)
+
+    def suppressed(state: str) -> float:
+        labels = {"kind": "sales_ready", "state": state}
+        return REGISTRY.get_sample_value("dbl_alerts_suppressed_total", labels) or 0.0
+
+    before = suppressed("customer")
+    outcomes = {
+        "s-customer": deliver("s-customer", "sales_ready", customer),
+        "s-deal": deliver("s-deal", "sales_ready", dealing),
+        "k-deal": deliver("k-deal", "key_action", dealing),
+        "v-out": deliver("v-out", "live_visit", disqualified),
+        "v-later": deliver("v-later", "live_visit", later),
+        "s-plain": deliver("s-plain", "sales_ready", {}),
+    }
+    assert outcomes == {
+        "s-customer": "suppressed",
+        "s-deal": "suppressed",
+        "k-deal": "delivered",
+        "v-out": "suppressed",
+        "v-later": "delivered",
+        "s-plain": "delivered",
+    }
+    assert suppressed("customer") == before + 1
+    told = [codec.loads(f[b"alert"])["id"] for _, f in redis_client.xrange(keys.rep_alerts("sam"))]
+    assert told == ["k-deal", "v-later", "s-plain"]
+    pushed = {job.split(b":")[0] for job in redis_client.zrange(keys.webhook_due, 0, -1)}
+    assert pushed == {b"k-deal", b"v-later", b"s-plain"}, "zero pushes for suppressed leads"
+    assert deliver("s-deal", "sales_ready", dealing) == "duplicate"
+    raised = [codec.loads(f[b"alert"])["id"] for _, f in redis_client.xrange(keys.raised)]
+    assert len(raised) == 6, "every alert is still counted among those raised"
+
+    rep_service.start()
+    url = f"http://127.0.0.1:{delivery_settings.rep_api_port}/v1/alerts/suppressed"
+    kept = httpx.get(url, params={"token": routing.admin_token}).json()["suppressed"]
+    assert [(k["alert"]["id"], k["state"], k["rep"]) for k in kept] == [
+        ("v-out", "disqualified", "sam"),
+        ("s-deal", "open_opportunity", "sam"),
+        ("s-customer", "customer", "sam"),
+    ]
+    assert httpx.get(url, params={"token": "demo-token-sam"}).status_code == 401
+    assert httpx.get(url).status_code == 401

@@ -325,3 +325,28 @@ def test_an_outcome_through_the_collector_is_recorded_and_is_no_engagement(
     ), "a browser's claim of a lost deal is no outcome"
     assert lead["engagement"] == 11.0, "the pricing page view only (1 + 10)"
     assert lead["model"] == load_scoring_model(settings.scoring_path).version
+
+
+def test_a_customer_per_the_crm_brings_no_sales_ready_and_still_shows_as_active(
+    running_system: Settings, redis_client: redis.Redis
+):
+    settings = running_system
+    keys = RedisKeys(settings.redis_prefix)
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+        crm = {"anonymousId": "cookie-dana", "traits": {**DANA, "lifecycle_stage": "customer"}}
+        assert collector.post("/v1/identify", json=crm, auth=SERVER).status_code == 200
+        for path in ("/pricing", "/pricing", "/pricing", "/pricing"):
+            _page(collector, path)
+
+    def kept() -> list[dict[str, Any]]:
+        entries = redis_client.xrange(keys.suppressed)
+        return [codec.loads(f[b"alert"]) for _, f in entries]  # type: ignore[union-attr]
+
+    suppressed = wait_until(kept, what="the sales_ready kept aside")
+    assert isinstance(suppressed, list)
+    assert [(a["kind"], a["contact"]) for a in suppressed] == [("sales_ready", "dana@acme.com")]
+    assert suppressed[0]["profile"]["lifecycle_stage"] == "customer"
+    time.sleep(1.0)
+    told = sorted(a["kind"] for a in _stream(redis_client, keys, "sam"))
+    assert told == ["key_action", "live_visit"], "the owner still sees the activity"
+    assert redis_client.zscore(keys.rep_recent("sam"), "dana@acme.com") is not None

@@ -102,6 +102,12 @@ def test_unknown_trust_and_duplicate_write_keys_are_refused(tmp_path):
         ('start = "20:00"', 'start = "8pm"', "must be a time such as 22:00"),
         ("live_visit = 60", "live_visit = 0", r"throttle\.live_visit must be greater than 0"),
         ("max_attempts = 6", "max_attempts = -1", r"delivery\.max_attempts must be greater"),
+        (
+            'sales_ready = ["customer",',
+            'sales_ready = ["vip",',
+            r"suppress\.sales_ready unknown states \['vip'\]",
+        ),
+        ('key_action = ["disqualified"]', 'key_actions = ["x"]', r"suppress.*key_actions"),
     ],
 )
 def test_broken_routing_names_the_key_and_problem(tmp_path, old, new, problem):
@@ -109,6 +115,16 @@ def test_broken_routing_names_the_key_and_problem(tmp_path, old, new, problem):
     _edit(config / "routing.toml", old, new)
     with pytest.raises(ConfigError, match=problem):
         load_routing(config / "routing.toml")
+
+
+def test_without_a_suppress_table_crm_state_silences_sales_ready_by_default(tmp_path):
+    config = _copy_config(tmp_path)
+    text = (config / "routing.toml").read_text()
+    start, end = text.index("[suppress]"), text.index("[delivery]")
+    (config / "routing.toml").write_text(text[:start] + text[end:])
+    suppress = load_routing(config / "routing.toml").suppress
+    assert suppress["sales_ready"] == {"customer", "open_opportunity", "disqualified"}
+    assert "account_surge" not in suppress
 
 
 def test_webhooks_must_be_http_urls_with_a_known_format_and_a_secret(tmp_path):

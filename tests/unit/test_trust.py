@@ -67,6 +67,18 @@ def test_a_form_fill_cannot_set_owner_or_account_even_on_a_new_contact():
     assert lead.trust["title"] == "form_fill"
 
 
+def test_only_a_server_source_says_what_the_crm_says():
+    lead = Profile("new@acme.com")
+    crm_state = {"lifecycle_stage": "customer", "disqualified_at": "2026-01-01"}
+    apply_signal(lead, _identify("browser", props=crm_state), MODEL)
+    apply_signal(lead, envelope(type="form_submit", ts=T0 + 1, props=crm_state), MODEL)
+    apply_signal(lead, _identify("signed", ts=T0 + 2, props=crm_state), MODEL)
+    assert "lifecycle_stage" not in lead.traits, "a visitor cannot hide from sales"
+    assert "disqualified_at" not in lead.traits
+    apply_signal(lead, _identify("server", ts=T0 + 3, props=crm_state), MODEL)
+    assert {k: lead.traits[k] for k in crm_state} == crm_state
+
+
 def test_a_form_fill_overrides_a_plain_claim_and_not_the_reverse():
     lead = Profile("new@acme.com")
     apply_signal(lead, _identify("browser", props={"title": "Intern"}), MODEL)
