@@ -23,6 +23,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from bench.system import unlimited
 from config.settings import Settings
 from config.sites import load_sites
 from contracts import codec
@@ -30,7 +31,6 @@ from contracts.envelope import partition_key
 from dbl import demo
 from dbl.embedded import EmbeddedBroker, wait_for_port
 from dbl.topics import ensure_topics
-from runtime.ports import free_port
 from tracking.producer import producer_config
 from tracking.segment import from_segment
 
@@ -120,14 +120,7 @@ def main() -> None:
     batch = codec.dumps({"batch": [event] * 100})
     results: dict[str, float] = {}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            collector_port=free_port(),
-            rate_limit_per_s=1e9,
-            rate_limit_burst=1e9,
-            event_limit_per_s=1e9,
-            event_limit_burst=1e9,
-        )
+        settings = unlimited(broker.bootstrap_servers)
         ensure_topics(settings)
         for name, factory in (
             ("no-op ASGI app", "bench.noop_app:create_app"),

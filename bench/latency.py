@@ -29,6 +29,7 @@ import redis
 from bytewax.recovery import init_db_dir
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from bench.system import unlimited
 from config.routing import load_routing
 from config.settings import Settings
 from contracts import codec
@@ -36,7 +37,6 @@ from contracts.read_model import RedisKeys
 from dbl import demo
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
-from runtime.ports import free_port
 
 SERVER_KEY = ("wk_demo_server", "")
 
@@ -73,17 +73,7 @@ def main() -> None:
         EmbeddedRedis() as redis_server,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        settings = Settings(
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            redis_url=redis_server.url,
-            collector_port=free_port(),
-            rep_api_port=free_port(),
-            dataflow_metrics_port=free_port(),
-            rate_limit_per_s=1e9,
-            rate_limit_burst=1e9,
-            event_limit_per_s=1e9,
-            event_limit_burst=1e9,
-        )
+        settings = unlimited(broker.bootstrap_servers, redis_url=redis_server.url)
         ensure_topics(settings)
         recovery = Path(tmp) / "recovery"
         recovery.mkdir()

@@ -50,12 +50,12 @@ from tqdm import tqdm
 from backtests.report import primary_score
 from bench import leadforge_market
 from bench.leadforge_market import ANCHOR_CATEGORIES, ANCHOR_NUMBERS, LABEL, Market
+from bench.system import unlimited
 from config.routing import load_routing
 from config.settings import Settings
 from contracts import codec
 from dbl.embedded import EmbeddedBroker, EmbeddedRedis, wait_for_port
 from dbl.topics import ensure_topics
-from runtime.ports import free_port
 
 SERVER_KEY: Final = ("wk_demo_server", "")
 BATCH: Final = 500
@@ -208,19 +208,7 @@ def running_system(work: Path) -> Iterator[Settings]:
     """The collector, the dataflow and the rep service on a fresh embedded broker and Redis,
     as `dbl run` starts them (without demo traffic)."""
     with EmbeddedBroker() as broker, EmbeddedRedis() as redis_server:
-        settings = Settings(
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            redis_url=redis_server.url,
-            collector_port=free_port(),
-            rep_api_port=free_port(),
-            dataflow_metrics_port=free_port(),
-            delivery_metrics_port=free_port(),
-            rate_limit_per_s=1e9,
-            rate_limit_burst=1e9,
-            event_limit_per_s=1e9,
-            event_limit_burst=1e9,
-            demo=True,
-        )
+        settings = unlimited(broker.bootstrap_servers, redis_url=redis_server.url, demo=True)
         ensure_topics(settings)
         env = {**os.environ, **settings.as_environment()}
         logs = work / "logs"
