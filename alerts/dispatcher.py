@@ -32,9 +32,10 @@ BATCH: Final = 500
 
 # One atomic step per alert: mark its id delivered (a replay stops here), note it among
 # the alerts raised (before throttles: what a shadow model is compared with), keep it aside
-# if the CRM's word on the lead suppresses it, apply the throttle (event time), append to
-# the rep's stream, enqueue its webhook jobs. A crash can never leave one of these without
-# the others.
+# if the CRM's word on the lead suppresses it, apply the throttle (event time), count the
+# pushes of its visit's thread (past the limit it only updates the thread), append to the
+# rep's stream, enqueue its webhook jobs (a thread's first push, or its updates). A crash
+# can never leave one of these without the others.
 _DELIVER_ONCE: Final = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
@@ -49,14 +50,27 @@ if window > 0 then
   if last and tonumber(ARGV[7]) - tonumber(last) < window then return 2 end
   redis.call('SET', KEYS[3], ARGV[7], 'PX', math.floor(window * 2 + 86400000))
 end
+local created = tonumber(ARGV[11])
+local first, last, outcome = 12, 11 + created, 1
+if ARGV[10] ~= '0' then
+  local pushes = redis.call('INCR', KEYS[8])
+  redis.call('PEXPIRE', KEYS[8], 172800000)
+  if pushes > tonumber(ARGV[10]) then first, last, outcome = 12 + created, #ARGV, 4 end
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
-for i = 10, #ARGV, 2 do
+for i = first, last, 2 do
   redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[i])
 end
-return 1
+return outcome
 """
-_OUTCOMES: Final = {0: "duplicate", 1: "delivered", 2: "throttled", 3: "suppressed"}
+_OUTCOMES: Final = {
+    0: "duplicate",
+    1: "delivered",
+    2: "throttled",
+    3: "suppressed",
+    4: "updated",
+}
 
 
 class Dispatcher:
@@ -69,17 +83,25 @@ class Dispatcher:
         self._deliver_once = client.register_script(_DELIVER_ONCE)
 
     def deliver(self, alert: dict[str, Any], now_ms: int) -> str:
-        """Deliver one alert; returns delivered, duplicate (seen before), throttled or
-        suppressed (kept aside: the CRM's word on the lead)."""
+        """Deliver one alert; returns delivered, duplicate (seen before), throttled,
+        suppressed (kept aside: the CRM's word on the lead) or updated (on the rep's page
+        and JSON webhooks as an update of its visit's thread, not pushed anew)."""
         rep_id = route(alert.get("profile") or alert, self._routing)
         rep = self._routing.reps[rep_id]
         window = self._routing.throttle_ms.get(alert["kind"], 0)
         push = push_at(alert, rep)
         state = suppressed_by(alert, self._routing.suppress)
-        jobs: list[bytes | str] = []
+        created: list[bytes | str] = []
+        updated: list[bytes | str] = []
         if push is not None and state is None:
-            for index in range(len(rep.webhooks)):
-                jobs += [job_id(alert["id"], rep_id, index), new_job(alert, rep_id, index)]
+            for index, webhook in enumerate(rep.webhooks):
+                key = job_id(alert["id"], rep_id, index)
+                created += [key, new_job(alert, rep_id, index)]
+                # Slack cannot edit a message it was sent: a visit is one message there.
+                if webhook.format == "json":
+                    updated += [key, new_job(alert, rep_id, index, "updated")]
+        thread = alert.get("thread")
+        limit = self._routing.pushes_per_visit if thread and push is not None else 0
         # Pushes keep their offset from the alert's event time, on the wall clock.
         due = now_ms + max(0, (push or 0) - int(alert["ts"]))
         result = self._deliver_once(
@@ -91,6 +113,7 @@ class Dispatcher:
                 self._keys.webhook_jobs,
                 self._keys.raised,
                 self._keys.suppressed,
+                self._keys.thread(rep_id, str(thread or "")),
             ],
             args=[
                 DELIVERED_TTL_S,
@@ -102,14 +125,17 @@ class Dispatcher:
                 int(alert["ts"]),
                 due,
                 rep_id,
-                *jobs,
+                limit,
+                len(created),
+                *created,
+                *updated,
             ],
         )
         outcome = _OUTCOMES[int(result)]
         metrics.DELIVERIES.labels("redis_stream", outcome).inc()
         if outcome == "suppressed":
             metrics.SUPPRESSED.labels(alert["kind"], state).inc()
-        if outcome == "delivered":
+        if outcome in ("delivered", "updated"):
             log.info("%s", announce(alert, rep.name))
         return outcome
 

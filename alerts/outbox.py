@@ -50,9 +50,10 @@ def job_id(alert_id: str, rep: str, index: int) -> str:
     return f"{alert_id}:{rep}:{index}"
 
 
-def new_job(alert: dict[str, Any], rep: str, index: int) -> bytes:
-    """A job's stored form."""
-    return codec.dumps({"alert": alert, "rep": rep, "webhook": index, "attempt": 0})
+def new_job(alert: dict[str, Any], rep: str, index: int, event: str = "created") -> bytes:
+    """A job's stored form; `event` is `created` (a thread's first push) or `updated`."""
+    job = {"alert": alert, "rep": rep, "webhook": index, "attempt": 0, "event": event}
+    return codec.dumps(job)
 
 
 class WebhookSender(BackgroundWorker):
@@ -135,7 +136,7 @@ class WebhookSender(BackgroundWorker):
             return
         webhook: Webhook = hooks[job["webhook"]]
         assert rep is not None
-        body = render(job["alert"], rep.name, webhook.format)
+        body = render(job["alert"], rep.name, webhook.format, job.get("event", "created"))
         started = time.monotonic()
         try:
             post(

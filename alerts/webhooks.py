@@ -37,10 +37,15 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def render(alert: dict[str, Any], rep_name: str, fmt: str) -> bytes:
-    """The request body: the alert as JSON, or a Slack incoming-webhook message."""
+def render(alert: dict[str, Any], rep_name: str, fmt: str, event: str = "created") -> bytes:
+    """The request body: the alert as JSON (`type` `alert.created` for a thread's first
+    push, `alert.updated` for a later alert of the same visit; `thread` says which), or a
+    Slack incoming-webhook message."""
     if fmt == "json":
-        return codec.dumps({"rep": rep_name, "alert": alert})
+        thread = alert.get("thread") or alert["id"]
+        return codec.dumps(
+            {"type": f"alert.{event}", "thread": thread, "rep": rep_name, "alert": alert}
+        )
     return codec.dumps({"text": slack_text(alert, rep_name)})
 
 

@@ -90,6 +90,8 @@ class Routing:
     admin_token: str
     # Per alert kind, the CRM states that keep it from the rep (kept, counted, not pushed).
     suppress: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_SUPPRESS)
+    # Pushes per rep and lead visit (0: no limit); later alerts of the visit update it.
+    pushes_per_visit: int = 1
 
 
 def load_routing(path: Path) -> Routing:
@@ -98,7 +100,7 @@ def load_routing(path: Path) -> Routing:
     root.only(
         (
             *("default_team", "admin_token", "reps", "teams", "territories", "throttle"),
-            *("delivery", "suppress"),
+            *("delivery", "suppress", "visits"),
         )
     )
     reps = {rep_id: _rep(rep_id, t) for rep_id, t in root.table("reps").subtables().items()}
@@ -119,7 +121,16 @@ def load_routing(path: Path) -> Routing:
         delivery=_delivery(root.table("delivery")),
         admin_token=root.secret("admin_token"),
         suppress=_suppress(root.table("suppress")) if "suppress" in root.data else DEFAULT_SUPPRESS,
+        pushes_per_visit=_pushes_per_visit(root.table("visits")) if "visits" in root.data else 1,
     )
+
+
+def _pushes_per_visit(t: Table) -> int:
+    t.only(("pushes",))
+    pushes = t.number("pushes")
+    if pushes < 0 or pushes != int(pushes):
+        raise t.error("pushes", f"must be a whole number, 0 or more, got {pushes:g}")
+    return int(pushes)
 
 
 def _suppress(t: Table) -> dict[str, frozenset[str]]:

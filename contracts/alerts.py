@@ -54,6 +54,21 @@ class Alert(TypedDict):
     profile: ProfileView | dict[str, Any]
     # account_surge only: the account's engaged contacts' keys.
     contacts: NotRequired[list[str]]
+    # The lead's visit (its session) the alert belongs to: alerts of one visit share it and
+    # make one thread for the rep. None for a cooling by decay and for account alerts.
+    thread: NotRequired[str | None]
+
+
+def visit_thread(contact: str, session_start: int) -> str:
+    """The thread id of a lead's visit (the session that started at `session_start`).
+
+    >>> visit_thread("dana@acme.com", 1) == visit_thread("dana@acme.com", 1)
+    True
+    >>> len(visit_thread("dana@acme.com", 1))
+    24
+    """
+    digest = hashlib.sha256(f"{contact}\x1fvisit\x1f{session_start}".encode()).hexdigest()
+    return digest[:24]
 
 
 def alert_id(subject: str, kind: str, ordinal: int | str) -> str:

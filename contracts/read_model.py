@@ -115,6 +115,10 @@ class RedisKeys:
         as the dispatcher reads them; a shadow model's, as its dataflow raises them."""
         return f"{self.prefix}:raised"
 
+    def thread(self, rep: str, thread: str) -> str:
+        """Counter: pushes to a rep of one lead visit's thread (expires after 2 days)."""
+        return f"{self.prefix}:thread:{rep}:{thread}"
+
     @property
     def suppressed(self) -> str:
         """Stream: alerts the CRM's word on their lead kept from the rep (capped), each with

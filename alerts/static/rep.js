@@ -1,5 +1,6 @@
 // The rep's live page: alerts over server-sent events (resumed by the browser with
-// Last-Event-ID after a drop), and the "hot now" list refreshed every 10 seconds.
+// Last-Event-ID after a drop), and the "hot now" list refreshed every 10 seconds. The
+// alerts of one lead visit share a thread: one card, updated with each, saying all of it.
 // Everything shown is visitor-influenced text: it is only ever set with textContent.
 "use strict";
 
@@ -21,13 +22,28 @@ function when(ms) {
   return new Date(ms).toLocaleString();
 }
 
+const seen = new Set();
+const threads = new Map();  // thread id -> its alerts' kinds and reasons, oldest first
+
 function renderAlert(alert, fresh) {
+  if (seen.has(alert.id)) return;
+  seen.add(alert.id);
   const card = $("alert-card").content.firstElementChild.cloneNode(true);
+  const said = (alert.thread && threads.get(alert.thread)) || { kinds: [], reasons: [] };
+  if (!said.kinds.includes(alert.kind)) said.kinds.push(alert.kind);
+  said.reasons.push(alert.reason);
+  if (alert.thread) {
+    threads.set(alert.thread, said);
+    const earlier = document.querySelector('[data-thread="' + CSS.escape(alert.thread) + '"]');
+    if (earlier) earlier.remove();
+    card.dataset.thread = alert.thread;
+    card.dataset.alerts = String(said.reasons.length);
+  }
   const profile = alert.profile || {};
-  card.classList.add(alert.kind);
+  card.classList.add(...said.kinds);
   if (fresh) card.classList.add("new");
   card.dataset.alertId = alert.id;
-  text(card.querySelector(".kind"), alert.kind.replace("_", " "));
+  text(card.querySelector(".kind"), said.kinds.map((kind) => kind.replace("_", " ")).join(" · "));
   const company = profile.company || alert.account;
   if (alert.contact === null) {
     // An account alert: the account and its engaged contacts, no one person's grade.
@@ -45,7 +61,7 @@ function renderAlert(alert, fresh) {
     text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + chance + (alert.late ? " · late" : ""));
   }
   text(card.querySelector("time"), when(alert.ts));
-  text(card.querySelector(".reason"), alert.reason);
+  text(card.querySelector(".reason"), said.reasons.join(", then "));
   const identity = alert.identity || {};
   if (identity.verified === false) {
     const how = String(identity.recognized_by || "browser").replace("_", " ");
@@ -76,7 +92,6 @@ function connect() {
   events.addEventListener("open", () => { text($("status"), "live").className = "status live"; });
   events.addEventListener("error", () => { text($("status"), "reconnecting…").className = "status"; });
   events.addEventListener("alert", (event) => {
-    if (document.querySelector('[data-alert-id="' + CSS.escape(JSON.parse(event.data).id) + '"]')) return;
     renderAlert(JSON.parse(event.data), !replaying);
     refreshHot();
   });

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from config.scoring import ScoringModel
-from contracts.alerts import Alert, alert_id
+from contracts.alerts import Alert, alert_id, visit_thread
 from contracts.envelope import Envelope
 from contracts.read_model import ProfileView
 from dataflows.rules.profile import Assessment, Profile, Touch
@@ -28,9 +28,11 @@ def make_alert(
     signal: Envelope | None = None,
     late: bool = False,
     subject: str | None = None,
+    thread: str | None = None,
 ) -> Alert:
     """An alert in the shape of the design, with the profile that explains it. Its id is
-    derived from the subject (the contact, or the account for account alerts)."""
+    derived from the subject (the contact, or the account for account alerts); `thread`
+    is the lead's visit it belongs to."""
     return {
         "id": alert_id(subject or view["person"], kind, ordinal),
         "kind": kind,
@@ -48,6 +50,7 @@ def make_alert(
         "model": view.get("model", ""),
         "probability": view.get("probability"),
         "profile": view,
+        "thread": thread,
     }
 
 
@@ -69,7 +72,10 @@ def react(
     if was_known and touch.new_web_session and _follows_live(profile, assessment, model):
         why = _why(assessment)
         reason = f"is on {_page(signal)} now, {assessment.grade}" + (f" ({why})" if why else "")
-        alerts.append(make_alert("live_visit", signal["ts"], view, reason, signal=signal))
+        thread = visit_thread(view["person"], profile.session_start)
+        alerts.append(
+            make_alert("live_visit", signal["ts"], view, reason, signal=signal, thread=thread)
+        )
     return alerts
 
 
@@ -98,18 +104,19 @@ def readiness_change(
     """A `sales_ready` or `cooling` alert when the lead crossed in or out of sales-ready
     (updates the lead's readiness and when it will cool)."""
     alerts: list[Alert] = []
+    kind = reason = None
     if assessment.sales_ready and not profile.sales_ready:
         profile.crossings += 1
         why = _why(assessment)
-        reason = f"entered {assessment.grade}" + (f": {why}" if why else "")
-        alerts.append(
-            make_alert("sales_ready", crossing(profile), view, reason, signal=signal, late=late)
-        )
+        kind, reason = "sales_ready", f"entered {assessment.grade}" + (f": {why}" if why else "")
     elif profile.sales_ready and not assessment.sales_ready:
-        reason = f"left sales-ready for {assessment.grade} (fit {view['fit']})"
-        alerts.append(
-            make_alert("cooling", crossing(profile), view, reason, signal=signal, late=late)
+        kind, reason = "cooling", f"left sales-ready for {assessment.grade} (fit {view['fit']})"
+    if kind is not None and reason is not None:
+        thread = visit_thread(view["person"], profile.session_start)
+        alert = make_alert(
+            kind, crossing(profile), view, reason, signal=signal, late=late, thread=thread
         )
+        alerts.append(alert)
     profile.sales_ready = assessment.sales_ready
     profile.cooling_at = None
     if assessment.sales_ready and model.alerts.cooling:
@@ -130,7 +137,10 @@ def _key_actions(
             continue  # already told the rep during this session
         profile.key_actions[action.id] = profile.session_start
         ordinal = f"{action.id}\x1f{signal['id']}"
-        alerts.append(make_alert("key_action", ordinal, view, action.label, signal=signal))
+        thread = visit_thread(view["person"], profile.session_start)
+        alerts.append(
+            make_alert("key_action", ordinal, view, action.label, signal=signal, thread=thread)
+        )
     return alerts
 
 

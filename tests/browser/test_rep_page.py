@@ -46,6 +46,13 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     assert HOSTILE_NAME in card.inner_text(), "visitor text is shown as text"
     assert sam.evaluate("window.pwned") is None, "and never run"
     assert "entered A2" in card.inner_text()
+    # Her visit is one thread: one card that says all of it, whatever order it came in.
+    sam.wait_for_selector('.alert[data-alerts="3"]', timeout=2_000)  # key action, visit, ready
+    cards = sam.query_selector_all(".alert")
+    assert len(cards) == 1, "one card per lead visit"
+    told = cards[0].inner_text().lower()
+    assert "key action · live visit · sales ready" in told
+    assert "is looking at pricing, then is on /pricing now" in told
     sam.wait_for_selector("#hot li", timeout=11_000)
     assert "A2" in sam.inner_text("#hot")
     sam.click(".alert.sales_ready summary")

@@ -313,3 +313,35 @@ def test_what_the_crm_says_keeps_alerts_from_the_rep_and_counts_them(
     ]
     assert httpx.get(url, params={"token": "demo-token-sam"}).status_code == 401
     assert httpx.get(url).status_code == 401
+
+
+def test_one_visit_is_one_thread_pushed_once_then_updated(
+    delivery_settings: Settings, redis_client: redis.Redis
+):
+    keys = RedisKeys(delivery_settings.redis_prefix)
+    dispatcher = Dispatcher(
+        redis_client, keys, load_routing(delivery_settings.config_dir / "routing.toml")
+    )
+    t0 = 1_767_225_600_000
+    outcomes = [
+        dispatcher.deliver(alert("k1", "key_action", ts=t0, thread="visit-1"), t0),
+        dispatcher.deliver(alert("s1", "sales_ready", ts=t0 + 1000, thread="visit-1"), t0),
+        dispatcher.deliver(alert("v2", "live_visit", ts=t0 + 9_000_000, thread="visit-2"), t0),
+        dispatcher.deliver(alert("c1", "cooling", ts=t0 + 9_500_000), t0),
+    ]
+    assert outcomes == ["delivered", "updated", "delivered", "delivered"]
+    told = [codec.loads(f[b"alert"])["id"] for _, f in redis_client.xrange(keys.rep_alerts("sam"))]
+    assert told == ["k1", "s1", "v2", "c1"], "the page gets every alert of the thread"
+    jobs = {
+        key.decode(): codec.loads(job)["event"]
+        for key, job in redis_client.hgetall(keys.webhook_jobs).items()
+    }
+    assert jobs == {
+        "k1:sam:0": "created",
+        "k1:sam:1": "created",
+        "s1:sam:1": "updated",
+        "v2:sam:0": "created",
+        "v2:sam:1": "created",
+        "c1:sam:0": "created",
+        "c1:sam:1": "created",
+    }, "Slack (webhook 0) gets one message per visit; JSON (webhook 1) the update too"

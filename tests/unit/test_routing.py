@@ -99,7 +99,10 @@ def test_slack_text_escapes_what_visitors_typed():
 
 
 def test_json_body_carries_the_whole_alert():
-    assert codec.loads(render(ALERT, "Sam Patel", "json")) == {"rep": "Sam Patel", "alert": ALERT}
+    body = {"type": "alert.created", "thread": ALERT["id"], "rep": "Sam Patel", "alert": ALERT}
+    assert codec.loads(render(ALERT, "Sam Patel", "json")) == body
+    update = codec.loads(render({**ALERT, "thread": "t1"}, "Sam Patel", "json", "updated"))
+    assert (update["type"], update["thread"]) == ("alert.updated", "t1")
     assert set(codec.loads(render(ALERT, "Sam Patel", "slack"))) == {"text"}
 
 
