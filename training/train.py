@@ -47,6 +47,9 @@ from training.observations import Observation, observations
 TOP_POINTS: Final = 30.0
 NEGLIGIBLE: Final = 0.05
 DECILES: Final = 10
+# The share of observed leads the learned bands make sales-ready: the top tenth, where a
+# model's lift is highest.
+SALES_READY_SHARE: Final = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +146,7 @@ def train(
     fit_scores = X[:, len(engagement) :] @ points[len(engagement) :]
     engagement_scores = X[:, : len(engagement)] @ points[: len(engagement)]
     fit_bands = _bands(np.clip(fit_scores, 0, 100), "ABC", (0.8, 0.5, 0.2))
-    # Engagement bands spread the leads who have any: none at all is always "4".
-    engaged = engagement_scores[engagement_scores > 0]
-    engagement_bands = _bands(engaged, "123", (0.75, 0.5, 0.25))
+    engagement_bands = _engagement_bands(fit_scores, engagement_scores, fit_bands)
     chance = Probability(training.outcome, training.within_days, scorer.intercept_, per_point)
     card = _card(
         training,
@@ -254,6 +255,22 @@ def _bands(values: Any, names: str, quantiles: tuple[float, ...]) -> dict[str, f
         name: max(cuts[name], *(cuts[n] for n in names[names.index(name) + 1 :]), 0.0)
         for name in names
     }
+
+
+def _engagement_bands(fit: Any, engagement: Any, fit_bands: dict[str, float]) -> dict[str, float]:
+    """Engagement bands that put about `SALES_READY_SHARE` of the observations in the
+    sales-ready cells: bands 1, 2, 3 at the (1 - k), (1 - 2k), (1 - 3k) quantiles of the
+    engaged observations, k found by bisection (none engaged at all is always "4")."""
+    engaged = engagement[engagement > 0]
+    if not len(engaged):
+        return _bands(engaged, "123", (0.75, 0.5, 0.25))
+    low, high = 0.0, 1 / 3
+    for _ in range(30):
+        share = (low + high) / 2
+        bands = _bands(engaged, "123", (1 - share, 1 - 2 * share, 1 - 3 * share))
+        ready = np.mean([g in SALES_READY for g in _grades(fit, engagement, fit_bands, bands)])
+        low, high = (share, high) if ready < SALES_READY_SHARE else (low, share)
+    return _bands(engaged, "123", (1 - high, 1 - 2 * high, 1 - 3 * high))
 
 
 def _grades(
