@@ -92,9 +92,11 @@ def delivered_ids(client: redis.Redis, settings: Settings) -> list[str]:
 def ids_an_uninterrupted_dispatcher_delivers(
     client: redis.Redis, settings: Settings, alerts: list[dict[str, Any]]
 ) -> set[str]:
-    """The alert ids the dispatcher delivers (not throttled) when given `alerts` once, in
-    order, under a key prefix of its own."""
+    """The alert ids the dispatcher puts in reps' streams (delivered, or updating a visit's
+    thread; not throttled, not suppressed) when given `alerts` once, in order, under a key
+    prefix of its own."""
     routing = load_routing(settings.config_dir / "routing.toml")
     dispatcher = Dispatcher(client, RedisKeys(f"{settings.redis_prefix}-expected"), routing)
     now = int(time.time() * 1000)
-    return {a["id"] for a in alerts if dispatcher.deliver(a, now) == "delivered"}
+    in_streams = ("delivered", "updated")
+    return {a["id"] for a in alerts if dispatcher.deliver(a, now) in in_streams}
