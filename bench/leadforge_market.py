@@ -22,6 +22,9 @@ The mapping, lead by lead (every attribute leadforge marks leak-free that a prof
 Leads split by creation: the older 70 % (all their signals and outcomes) and the newer
 30 % (signals up to their 30th day, no outcomes, shifted `gap_days` later so that they
 arrive after the older cohort's history, as leads created after a model was trained do).
+Each newer lead keeps its own timeline, but all of them start on the same day: when the
+last of their signals is scored, every one of them is 30 days old, so one read of the rep
+API sees each lead as it stands on its 30th day (a decayed lead has cooled by then).
 Dates are days; each signal gets a seeded time of day. Day 0 of the world is placed so
 that everything lies within the collector's year.
 """
@@ -128,6 +131,9 @@ def market(
     cut = int(len(leads) * older_share)
     older_ids = set(leads["lead_id"][:cut])
     first_day = _day(leads["lead_created_at"].min())
+    # Every newer lead starts on the last creation day: read once, all are 30 days old.
+    last_day = _day(leads["lead_created_at"].max())
+    start = {row.lead_id: last_day - _day(row.lead_created_at) for row in leads.itertuples()}
     # Day 0 lands 320 days before now: the newer cohort ends about 110 days before now.
     origin = (now_ms // DAY_MS - 320) * DAY_MS - first_day
     rng = random.Random(seed)
@@ -138,7 +144,7 @@ def market(
             call["ts"] += origin
             older.append(call)
         elif age_days <= SNAPSHOT_DAYS and not _is_outcome(call):
-            call["ts"] += origin + gap_days * DAY_MS
+            call["ts"] += origin + gap_days * DAY_MS + start[lead_id]
             newer.append(call)
     for calls in (older, newer):
         calls.sort(key=lambda c: (c["ts"], c["messageId"]))

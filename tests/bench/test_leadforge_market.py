@@ -58,6 +58,7 @@ def test_cohorts_split_by_creation_and_arrive_in_time_order(world: Path, market:
 def test_newer_leads_send_their_first_30_days_and_no_outcome(market: Market):
     created = {c["userId"]: ms(c) for c in market.newer if c["type"] == "identify"}
     assert set(created) == set(market.labels)
+    assert len({at // DAY_MS for at in created.values()}) == 1, "read once, all 30 days old"
     for call in market.newer:
         assert not str(call.get("event", "")).startswith("Opportunity")
         assert ms(call) - created[call["userId"]] < 31 * DAY_MS
