@@ -64,11 +64,10 @@ def visit_thread(contact: str, session_start: int) -> str:
 
     >>> visit_thread("dana@acme.com", 1) == visit_thread("dana@acme.com", 1)
     True
-    >>> len(visit_thread("dana@acme.com", 1))
-    24
+    >>> visit_thread("dana@acme.com", 1) != visit_thread("dana@acme.com", 2)
+    True
     """
-    digest = hashlib.sha256(f"{contact}\x1fvisit\x1f{session_start}".encode()).hexdigest()
-    return digest[:24]
+    return alert_id(contact, "visit", session_start)
 
 
 def alert_id(subject: str, kind: str, ordinal: int | str) -> str:

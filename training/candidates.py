@@ -142,7 +142,7 @@ class Seen:
         """Event names grouped by their first word, where two or more share it."""
         by_word: dict[str, list[str]] = {}
         for event in self.events:
-            word = event.split()[0].rstrip(":").lower() if event.split() else ""
+            word = event.split()[0].rstrip(":").lower() if event.strip() else ""
             if word:
                 by_word.setdefault(word, []).append(event)
         return [

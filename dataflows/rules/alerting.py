@@ -72,7 +72,7 @@ def react(
     if was_known and touch.new_web_session and _follows_live(profile, assessment, model):
         why = _why(assessment)
         reason = f"is on {_page(signal)} now, {assessment.grade}" + (f" ({why})" if why else "")
-        thread = visit_thread(view["person"], profile.session_start)
+        thread = _visit(profile)
         alerts.append(
             make_alert("live_visit", signal["ts"], view, reason, signal=signal, thread=thread)
         )
@@ -104,19 +104,20 @@ def readiness_change(
     """A `sales_ready` or `cooling` alert when the lead crossed in or out of sales-ready
     (updates the lead's readiness and when it will cool)."""
     alerts: list[Alert] = []
-    kind = reason = None
+    kind = None
     if assessment.sales_ready and not profile.sales_ready:
         profile.crossings += 1
         why = _why(assessment)
         kind, reason = "sales_ready", f"entered {assessment.grade}" + (f": {why}" if why else "")
     elif profile.sales_ready and not assessment.sales_ready:
         kind, reason = "cooling", f"left sales-ready for {assessment.grade} (fit {view['fit']})"
-    if kind is not None and reason is not None:
-        thread = visit_thread(view["person"], profile.session_start)
-        alert = make_alert(
-            kind, crossing(profile), view, reason, signal=signal, late=late, thread=thread
+    if kind is not None:
+        thread = _visit(profile)
+        alerts.append(
+            make_alert(
+                kind, crossing(profile), view, reason, signal=signal, late=late, thread=thread
+            )
         )
-        alerts.append(alert)
     profile.sales_ready = assessment.sales_ready
     profile.cooling_at = None
     if assessment.sales_ready and model.alerts.cooling:
@@ -137,11 +138,16 @@ def _key_actions(
             continue  # already told the rep during this session
         profile.key_actions[action.id] = profile.session_start
         ordinal = f"{action.id}\x1f{signal['id']}"
-        thread = visit_thread(view["person"], profile.session_start)
+        thread = _visit(profile)
         alerts.append(
             make_alert("key_action", ordinal, view, action.label, signal=signal, thread=thread)
         )
     return alerts
+
+
+def _visit(profile: Profile) -> str:
+    """The thread of the lead's current visit (its session)."""
+    return visit_thread(profile.person, profile.session_start)
 
 
 def _follows_live(profile: Profile, assessment: Assessment, model: ScoringModel) -> bool:
