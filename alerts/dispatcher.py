@@ -32,10 +32,10 @@ BATCH: Final = 500
 
 # One atomic step per alert: mark its id delivered (a replay stops here), note it among
 # the alerts raised (before throttles: what a shadow model is compared with), keep it aside
-# if the CRM's word on the lead suppresses it, apply the throttle (event time), count the
-# pushes of its visit's thread (past the limit it only updates the thread), append to the
-# rep's stream, enqueue its webhook jobs (a thread's first push, or its updates). A crash
-# can never leave one of these without the others.
+# if the CRM's word on the lead suppresses it; if its visit's thread was pushed as often as
+# allowed, it only updates the thread; else apply the throttle (event time) and count the
+# push; append to the rep's stream, enqueue its webhook jobs (a push, or a thread's
+# updates). A crash can never leave one of these without the others.
 _DELIVER_ONCE: Final = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
@@ -44,18 +44,21 @@ if ARGV[5] ~= '' then
     'alert', ARGV[4])
   return 3
 end
-local window = tonumber(ARGV[6])
-if window > 0 then
-  local last = redis.call('GET', KEYS[3])
-  if last and tonumber(ARGV[7]) - tonumber(last) < window then return 2 end
-  redis.call('SET', KEYS[3], ARGV[7], 'PX', math.floor(window * 2 + 86400000))
-end
-local created = tonumber(ARGV[11])
+local created, limit = tonumber(ARGV[11]), tonumber(ARGV[10])
 local first, last, outcome = 12, 11 + created, 1
-if ARGV[10] ~= '0' then
-  local pushes = redis.call('INCR', KEYS[8])
-  redis.call('PEXPIRE', KEYS[8], 172800000)
-  if pushes > tonumber(ARGV[10]) then first, last, outcome = 12 + created, #ARGV, 4 end
+if limit > 0 and tonumber(redis.call('GET', KEYS[8]) or '0') >= limit then
+  first, last, outcome = 12 + created, #ARGV, 4
+else
+  local window = tonumber(ARGV[6])
+  if window > 0 then
+    local previous = redis.call('GET', KEYS[3])
+    if previous and tonumber(ARGV[7]) - tonumber(previous) < window then return 2 end
+    redis.call('SET', KEYS[3], ARGV[7], 'PX', math.floor(window * 2 + 86400000))
+  end
+  if limit > 0 then
+    redis.call('INCR', KEYS[8])
+    redis.call('PEXPIRE', KEYS[8], 172800000)
+  end
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
 for i = first, last, 2 do

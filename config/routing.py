@@ -25,6 +25,8 @@ DEFAULT_SUPPRESS: dict[str, frozenset[str]] = {
     "key_action": frozenset({"disqualified"}),
     "live_visit": frozenset({"disqualified"}),
 }
+# The snippet reports engaged time every 15 s of it: three missed reports and a lead is gone.
+PRESENCE_TIMEOUT_S = 45
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class Routing:
     suppress: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_SUPPRESS)
     # Pushes per rep and lead visit (0: no limit); later alerts of the visit update it.
     pushes_per_visit: int = 1
+    # A lead whose last browser signal is older than this is no longer on the site.
+    presence_timeout_ms: float = PRESENCE_TIMEOUT_S * 1000
 
 
 def load_routing(path: Path) -> Routing:
@@ -121,16 +125,17 @@ def load_routing(path: Path) -> Routing:
         delivery=_delivery(root.table("delivery")),
         admin_token=root.secret("admin_token"),
         suppress=_suppress(root.table("suppress")) if "suppress" in root.data else DEFAULT_SUPPRESS,
-        pushes_per_visit=_pushes_per_visit(root.table("visits")) if "visits" in root.data else 1,
+        **(_visits(root.table("visits")) if "visits" in root.data else {}),
     )
 
 
-def _pushes_per_visit(t: Table) -> int:
-    t.only(("pushes",))
-    pushes = t.number("pushes")
+def _visits(t: Table) -> dict[str, Any]:
+    t.only(("pushes", "presence_timeout_seconds"))
+    pushes = t.number("pushes", 1)
     if pushes < 0 or pushes != int(pushes):
         raise t.error("pushes", f"must be a whole number, 0 or more, got {pushes:g}")
-    return int(pushes)
+    timeout = t.number("presence_timeout_seconds", PRESENCE_TIMEOUT_S, positive=True)
+    return {"pushes_per_visit": int(pushes), "presence_timeout_ms": timeout * 1000}
 
 
 def _suppress(t: Table) -> dict[str, frozenset[str]]:

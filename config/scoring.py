@@ -14,6 +14,8 @@ from config.toml import Table
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+# Engaged time over days is kept per UTC day: a bounded number of them.
+MAX_OVER_DAYS = 31
 FREE_MAIL_FILE = "free_mail.txt"
 # A model's TOML file, by the name it has among the files that make it.
 MODEL_FILE = "scoring.toml"
@@ -73,11 +75,15 @@ class Grid:
 
 @dataclass(frozen=True, slots=True)
 class KeyAction:
-    """A signal a rep wants to hear about at once (at most once per lead per session)."""
+    """A signal a rep wants to hear about at once (at most once per lead per session). With
+    `engaged_seconds`, the moment the lead's engaged time on matching pages reaches it:
+    within the visit, or over the last `over_days` UTC days when given."""
 
     id: str
     label: str
     when: Conditions
+    engaged_seconds: float | None = None
+    over_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +331,29 @@ def _conditions(t: Table) -> Conditions:
     return conditions
 
 
+def _key_action(t: Table) -> KeyAction:
+    t.only(("id", "label", "engaged_seconds", "over_days", *_CONDITION_KEYS))
+    seconds = t.number("engaged_seconds", None, positive=True)
+    if seconds is None:
+        if "over_days" in t.data:
+            raise t.error("over_days", "counts engaged time: give engaged_seconds too")
+        return KeyAction(t.text("id"), t.text("label"), _conditions(t))
+    # Engaged time is reported by pages: only where on the site may narrow it.
+    for key in _CONDITION_KEYS:
+        if key != "paths" and key in t.data:
+            raise t.error(key, "cannot narrow engaged time (pages report it): use paths only")
+    over_days = t.number("over_days", None, positive=True)
+    if over_days is not None and (over_days != int(over_days) or over_days > MAX_OVER_DAYS):
+        raise t.error("over_days", f"must be a whole number of days up to {MAX_OVER_DAYS}")
+    return KeyAction(
+        t.text("id"),
+        t.text("label"),
+        Conditions(paths=t.texts("paths", ())),
+        engaged_seconds=seconds,
+        over_days=None if over_days is None else int(over_days),
+    )
+
+
 def _engagement_rule(t: Table) -> EngagementRule:
     t.only(_ENGAGEMENT_KEYS)
     return EngagementRule(
@@ -398,10 +427,7 @@ def _alert_rules(t: Table) -> AlertRules:
     t.only(
         ("late_after_minutes", "min_fit", "key_actions", "live_visit", "account_surge", "cooling")
     )
-    key_actions = []
-    for action in t.tables("key_actions"):
-        action.only(("id", "label", *_CONDITION_KEYS))
-        key_actions.append(KeyAction(action.text("id"), action.text("label"), _conditions(action)))
+    key_actions = [_key_action(action) for action in t.tables("key_actions")]
     _unique_ids(t, "key_actions", [a.id for a in key_actions])
     live = t.table("live_visit")
     live.only(("session_gap_minutes", "cells", "owned"))

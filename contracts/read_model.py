@@ -25,6 +25,31 @@ class Contribution(TypedDict):
     points: float
 
 
+class Presence(TypedDict):
+    """A person's latest web visit, from browser signals only (a server's call or a CRM sync
+    never counts). Times are event time (epoch ms), which for a browser is receive time."""
+
+    since: int  # the visit's first browser signal
+    last: int  # its latest one
+    page: str  # the path that latest signal came from
+    pages: int  # pages viewed in the visit
+    engaged_seconds: float  # time the visit's pages were visible and used
+    left: bool  # the latest signal said the page closed
+
+
+def is_on_site(presence: Presence | None, now_ms: int, timeout_ms: int) -> bool:
+    """On the site now: a browser signal within `timeout_ms` and the page not closed.
+
+    >>> visit = {"since": 0, "last": 60_000, "page": "/pricing", "pages": 2,
+    ...          "engaged_seconds": 30.0, "left": False}
+    >>> is_on_site(visit, 100_000, 45_000), is_on_site(visit, 200_000, 45_000)
+    (True, False)
+    >>> is_on_site({**visit, "left": True}, 61_000, 45_000)
+    False
+    """
+    return presence is not None and not presence["left"] and now_ms - presence["last"] <= timeout_ms
+
+
 class ProfileView(TypedDict):
     """A person's profile as reps read it (Redis hash, profile API, alert payload)."""
 
@@ -74,6 +99,8 @@ class ProfileView(TypedDict):
     # `customer`) and when it was disqualified (ISO-8601 or epoch ms), or None.
     lifecycle_stage: str | None
     disqualified_at: str | int | float | None
+    # The latest web visit (None: never on the site); `is_on_site` says if it goes on.
+    presence: Presence | None
 
 
 def encode_profile(view: ProfileView | dict[str, Any]) -> dict[str, bytes]:
@@ -137,6 +164,11 @@ class RedisKeys:
     def throttle(self, key: str) -> str:
         """String with a TTL: event time of the last alert of a kind for a lead and rep."""
         return f"{self.prefix}:throttle:{key}"
+
+    def rep_present(self, rep: str) -> str:
+        """Sorted set: the rep's leads whose web visit goes on, by their latest browser
+        signal (epoch ms); a closed page takes the lead off at once, the reader the rest."""
+        return f"{self.prefix}:rep:{rep}:present"
 
     def rep_recent(self, rep: str) -> str:
         """Sorted set: the rep's leads by their last signal (epoch ms), for "hot now"."""

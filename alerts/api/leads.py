@@ -1,5 +1,6 @@
 """The rep-facing JSON API: `GET /v1/reps/<rep>/hot` (the rep's leads active in the last 30
-minutes, hottest first), `GET /v1/alerts?rep=<rep>&limit=N` (the rep's latest alerts,
+minutes, hottest first), `GET /v1/reps/<rep>/present` (the rep's leads on the site now,
+latest first), `GET /v1/alerts?rep=<rep>&limit=N` (the rep's latest alerts,
 newest first), `GET /v1/profiles/<person>` (a lead's profile),
 `GET /v1/alerts/suppressed?limit=N` (alerts the CRM's word on their lead kept from the rep,
 newest first, admin), and `GET /v1/webhooks/dead-letters?limit=N` (webhook calls that
@@ -14,7 +15,7 @@ from alerts.access import Access
 from alerts.store import ReadModel
 from config.routing import Routing, route
 from contracts import codec
-from contracts.read_model import decode_profile
+from contracts.read_model import decode_profile, is_on_site
 from runtime.asgi import HTTPError, Send, respond_json
 from runtime.router import Request, Route
 
@@ -36,6 +37,7 @@ class Leads:
         """Hot leads, alerts, profiles, dead webhook calls."""
         return [
             Route("GET", "/v1/reps/{rep}/hot", self._hot),
+            Route("GET", "/v1/reps/{rep}/present", self._present),
             Route("GET", "/v1/alerts", self._alerts),
             Route("GET", "/v1/alerts/suppressed", self._suppressed),
             Route("GET", "/v1/profiles/{person:path}", self._profile),
@@ -54,6 +56,25 @@ class Leads:
         profiles = [decode_profile(fields) for fields in await pipe.execute() if fields]
         profiles.sort(key=lambda p: -float(p.get("engagement") or 0))
         answer = {"rep": rep, "name": self._routing.reps[rep].name, "leads": profiles}
+        await respond_json(send, 200, answer)
+
+    async def _present(self, request: Request, send: Send) -> None:
+        rep = request.params["rep"]
+        self._access.require_rep(request, rep)
+        client, keys = self._store.client, self._store.keys
+        now, timeout = int(time.time() * 1000), int(self._routing.presence_timeout_ms)
+        key = keys.rep_present(rep)
+        people = cast(list[bytes], await client.zrevrangebyscore(key, "+inf", now - timeout))
+        pipe = client.pipeline(transaction=False)
+        for person in people:
+            pipe.hgetall(keys.profile(person.decode()))
+        profiles = [decode_profile(fields) for fields in await pipe.execute() if fields]
+        present = [
+            p
+            for p in profiles
+            if is_on_site(p.get("presence"), now, timeout) and route(p, self._routing) == rep
+        ]
+        answer = {"rep": rep, "timeout_seconds": timeout / 1000, "leads": present}
         await respond_json(send, 200, answer)
 
     async def _profile(self, request: Request, send: Send) -> None:

@@ -1,5 +1,6 @@
 // The rep's live page: alerts over server-sent events (resumed by the browser with
-// Last-Event-ID after a drop), and the "hot now" list refreshed every 10 seconds. The
+// Last-Event-ID after a drop), who is on the site now (every 2 seconds), and the "hot now"
+// list refreshed every 10 seconds. The
 // alerts of one lead visit share a thread: one card, updated with each, saying all of it.
 // Everything shown is visitor-influenced text: it is only ever set with textContent.
 "use strict";
@@ -61,7 +62,8 @@ function renderAlert(alert, fresh) {
     text(card.querySelector(".scores"), "fit " + alert.fit + " · engagement " + alert.engagement + chance + (alert.late ? " · late" : ""));
   }
   text(card.querySelector("time"), when(alert.ts));
-  text(card.querySelector(".reason"), said.reasons.join(", then "));
+  const told = said.reasons.map((reason, i) => (i ? reason.charAt(0).toLowerCase() + reason.slice(1) : reason));
+  text(card.querySelector(".reason"), told.join(", then "));
   const identity = alert.identity || {};
   if (identity.verified === false) {
     const how = String(identity.recognized_by || "browser").replace("_", " ");
@@ -85,6 +87,25 @@ async function refreshHot() {
   $("hot-empty").hidden = hot.leads.length > 0;
 }
 
+function minutes(seconds) {
+  return seconds < 60 ? Math.round(seconds) + " s" : Math.round(seconds / 60) + " min";
+}
+
+async function refreshPresent() {
+  const response = await fetch("/v1/reps/" + encodeURIComponent(rep) + "/present?" + auth, { cache: "no-store" });
+  if (!response.ok) return;
+  const present = await response.json();
+  $("present").replaceChildren(...present.leads.map((lead) => {
+    const visit = lead.presence;
+    const pages = visit.pages === 1 ? "1 page" : visit.pages + " pages";
+    const row = item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") + " — " + lead.grade +
+      " · on " + visit.page + " · " + pages + " · " + minutes(visit.engaged_seconds) + " engaged");
+    row.dataset.person = lead.person;
+    return row;
+  }));
+  $("present-empty").hidden = present.leads.length > 0;
+}
+
 function connect() {
   const events = new EventSource("/v1/reps/" + encodeURIComponent(rep) + "/events?" + auth);
   let replaying = true;
@@ -99,4 +120,6 @@ function connect() {
 
 refreshHot();
 setInterval(refreshHot, 10000);
+refreshPresent();
+setInterval(refreshPresent, 2000);
 connect();

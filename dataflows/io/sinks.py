@@ -61,6 +61,7 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
                     # Merged away or forgotten: off every rep's "hot now" list too.
                     for rep in self._routing.reps:
                         pipe.zrem(self._keys.rep_recent(rep), item.person)
+                        pipe.zrem(self._keys.rep_present(rep), item.person)
                 continue
             pipe.delete(key)
             pipe.hset(key, mapping=encode_profile(item.view))  # type: ignore[arg-type]
@@ -73,10 +74,18 @@ class _RedisProfilePartition(StatelessSinkPartition[ProfileWrite]):
         pipe.execute()
 
     def _index_for_rep(self, pipe: redis.client.Pipeline, view: ProfileView) -> None:
-        """The rep's recent leads, for the live page's "hot now" list (a day is kept)."""
-        recent = self._keys.rep_recent(route(view, self._routing))
-        pipe.zadd(recent, {view["person"]: view["last_seen"]})
+        """The rep's recent leads, for the live page's "hot now" list (a day is kept), and
+        those on the site, for its "on the site now" list."""
+        rep, person = route(view, self._routing), view["person"]
+        recent = self._keys.rep_recent(rep)
+        pipe.zadd(recent, {person: view["last_seen"]})
         pipe.zremrangebyscore(recent, "-inf", view["last_seen"] - RECENT_KEPT_MS)
+        visit, present = view["presence"], self._keys.rep_present(rep)
+        if visit is None or visit["left"]:
+            pipe.zrem(present, person)
+        else:
+            pipe.zadd(present, {person: visit["last"]})
+            pipe.zremrangebyscore(present, "-inf", visit["last"] - RECENT_KEPT_MS)
 
     def close(self) -> None:
         self._client.close()

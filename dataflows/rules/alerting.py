@@ -4,7 +4,8 @@
   marked `late`);
 - `cooling` when a sales-ready lead falls out (fit dropped, or engagement decayed: then at
   the event time it decayed, known in advance as `Profile.cooling_at`);
-- `key_action` for a configured signal, once per lead and session;
+- `key_action` for a configured signal, or when the lead's engaged time on matching pages
+  reaches a configured length, once per lead and session;
 - `live_visit` when a known lead that is owned or well graded starts a new web session.
 """
 
@@ -68,7 +69,7 @@ def react(
     alerts = readiness_change(profile, assessment, view, model, signal, late=touch.late)
     if touch.late or assessment.fit.score < model.alerts.min_fit:
         return alerts
-    alerts += _key_actions(profile, signal, view, model)
+    alerts += _key_actions(profile, signal, touch, view, model)
     if was_known and touch.new_web_session and _follows_live(profile, assessment, model):
         why = _why(assessment)
         reason = f"is on {_page(signal)} now, {assessment.grade}" + (f" ({why})" if why else "")
@@ -128,11 +129,14 @@ def readiness_change(
 
 
 def _key_actions(
-    profile: Profile, signal: Envelope, view: ProfileView, model: ScoringModel
+    profile: Profile, signal: Envelope, touch: Touch, view: ProfileView, model: ScoringModel
 ) -> list[Alert]:
     alerts = []
     for action in model.alerts.key_actions:
-        if not matches(action.when, signal):
+        if action.engaged_seconds is not None:
+            if action.id not in touch.engaged:
+                continue
+        elif not matches(action.when, signal):
             continue
         if profile.key_actions.get(action.id) == profile.session_start:
             continue  # already told the rep during this session

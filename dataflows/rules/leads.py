@@ -13,6 +13,7 @@ from dataflows.rules.alerting import cool_down, react, readiness_change
 from dataflows.rules.email_timing import is_delivery, machine_reason, record_delivery
 from dataflows.rules.identity import ToContact
 from dataflows.rules.positions import OrderKey, signal_order
+from dataflows.rules.presence import presence
 from dataflows.rules.profile import (
     Assessment,
     Profile,
@@ -175,6 +176,14 @@ def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) 
         "probability_of": _chance_of(model),
         "lifecycle_stage": traits.get("lifecycle_stage"),
         "disqualified_at": traits.get("disqualified_at"),
+        "presence": presence(
+            profile.visit_start,
+            profile.last_web,
+            profile.page,
+            profile.visit_pages,
+            profile.visit_engaged,
+            profile.left,
+        ),
     }
 
 

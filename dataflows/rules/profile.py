@@ -7,12 +7,13 @@ The same functions score an anonymous cookie (in the identity step) and a known 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from config.scoring import ScoringModel
 from contracts.envelope import Envelope
 from dataflows.rules.outcomes import amount_of, outcome_of
+from dataflows.rules.presence import LEFT, count_engaged, credit, is_engaged_time, path_of
 from dataflows.rules.scoring import (
     Engagement,
     Fit,
@@ -84,6 +85,17 @@ class Profile:
     # The version of the model in effect at the latest signal ("" for the deployment's own):
     # timed decisions about this profile use it.
     model: str = ""
+    # The latest web visit (`rules/presence.py`): its start, the page of its latest browser
+    # signal, pages viewed, engaged seconds, whether that page closed.
+    visit_start: int = 0
+    page: str = ""
+    visit_pages: int = 0
+    visit_engaged: float = 0.0
+    left: bool = False
+    # Engaged seconds counted by engaged-time key actions: this visit's by action id, and
+    # per UTC day (action id -> day number -> seconds) for those counted over days.
+    dwell: dict[str, float] = field(default_factory=dict)
+    dwell_days: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,8 @@ class Touch:
     late: bool
     new_session: bool
     new_web_session: bool
+    # Engaged-time key actions whose threshold this signal's engaged time crossed.
+    engaged: tuple[str, ...] = ()
 
 
 def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
@@ -120,14 +134,37 @@ def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Tou
         _update_traits(profile, signal)
         _record_activity(profile, ts, describe(signal))
         return Touch(is_late(signal, model), new_session=False, new_web_session=False)
+    previous_web = profile.last_web
     touch = _touch_sessions(profile, signal, model)
+    if is_presence(signal) and not touch.late and ts >= previous_web:
+        touch = replace(touch, engaged=_record_visit(profile, signal, touch, previous_web, model))
     for rule in matching_rules(signal, model):
         points = capped_points(rule, ts, profile.given_today)
         if points:
             profile.engagement.add(rule.id, points, ts, model.half_lives)
     _update_traits(profile, signal)
-    _record_activity(profile, ts, describe(signal))
+    if not is_engaged_time(signal):  # a page's report of time is no action of its own
+        _record_activity(profile, ts, describe(signal))
     return touch
+
+
+def _record_visit(
+    profile: Profile, signal: Envelope, touch: Touch, previous_web: int, model: ScoringModel
+) -> tuple[str, ...]:
+    """Follow the person's web visit; the engaged-time key actions this signal crossed."""
+    ts = signal["ts"]
+    if touch.new_web_session:
+        profile.visit_start, profile.visit_pages, profile.visit_engaged = ts, 0, 0.0
+        profile.dwell = {}
+    profile.page = path_of(signal) or profile.page
+    profile.left = signal["event"] == LEFT
+    if signal["type"] in ("page", "screen"):
+        profile.visit_pages += 1
+    if not is_engaged_time(signal):
+        return ()
+    seconds = credit(signal, previous_web, ts)
+    profile.visit_engaged += seconds
+    return count_engaged(profile.dwell, profile.dwell_days, signal, seconds, model)
 
 
 def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
@@ -179,6 +216,18 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     merged = sorted(profile.activity + history.activity)
     profile.activity = merged[-ACTIVITY_LENGTH:]
     profile.last_seen = max(profile.last_seen, history.last_seen)
+    if history.last_web > profile.last_web:  # the cookie's visit is the person's latest
+        profile.visit_start, profile.page, profile.left = (
+            history.visit_start,
+            history.page,
+            history.left,
+        )
+        profile.visit_pages, profile.visit_engaged = history.visit_pages, history.visit_engaged
+        profile.dwell = dict(history.dwell)
+    for action, days in history.dwell_days.items():
+        mine = profile.dwell_days.setdefault(action, {})
+        for day, seconds in days.items():
+            mine[day] = mine.get(day, 0.0) + seconds
     profile.last_web = max(profile.last_web, history.last_web)
     profile.session_start = max(profile.session_start, history.session_start)
     if history.outcome is not None:

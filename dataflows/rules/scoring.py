@@ -127,7 +127,7 @@ def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
     if when.events and signal.get("event") not in when.events:
         return False
     props = signal["props"]
-    if when.paths and not _any_glob(_page_path(signal), when.paths):
+    if when.paths and not _any_glob(page_path(signal), when.paths):
         return False
     if when.forms and not _any_glob(props.get("form_id"), when.forms):
         return False
@@ -153,7 +153,8 @@ def campaign_name(signal: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _page_path(signal: Mapping[str, Any]) -> str:
+def page_path(signal: Mapping[str, Any]) -> str:
+    """The path of the page a signal came from ("" if none)."""
     page = signal["context"].get("page") or {}
     return str(page.get("path") or "")
 

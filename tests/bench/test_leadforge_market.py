@@ -16,6 +16,8 @@ from config.settings import Settings
 from config.sites import load_sites
 from tracking.segment import from_segment
 
+pytestmark = pytest.mark.slow
+
 NOW = int(time.time() * 1000)
 
 

@@ -26,7 +26,7 @@ from tests.faults.live import (
 )
 from tests.streams import expected
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SIGNALS = 2_000
 PER_SECOND = 100.0

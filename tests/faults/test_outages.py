@@ -25,7 +25,7 @@ from tests.faults.live import (
 from tests.faults.relay import CuttableRelay
 from tests.streams import expected
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERVER_KEY = "wk_demo_server"
 VISITORS = 15

@@ -22,7 +22,7 @@ from dbl.embedded import EmbeddedBroker, EmbeddedRedis
 from tests.conftest import fresh_settings, read_all, wait_until
 from tests.integration.test_commands import dbl
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SERVER = ("wk_demo_server", "")
 MINUTE = 60_000
 

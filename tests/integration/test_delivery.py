@@ -326,12 +326,15 @@ def test_one_visit_is_one_thread_pushed_once_then_updated(
     outcomes = [
         dispatcher.deliver(alert("k1", "key_action", ts=t0, thread="visit-1"), t0),
         dispatcher.deliver(alert("s1", "sales_ready", ts=t0 + 1000, thread="visit-1"), t0),
+        # A second key action of the visit is within the key-action throttle: as an update
+        # of a pushed visit it still reaches the card.
+        dispatcher.deliver(alert("k2", "key_action", ts=t0 + 2000, thread="visit-1"), t0),
         dispatcher.deliver(alert("v2", "live_visit", ts=t0 + 9_000_000, thread="visit-2"), t0),
         dispatcher.deliver(alert("c1", "cooling", ts=t0 + 9_500_000), t0),
     ]
-    assert outcomes == ["delivered", "updated", "delivered", "delivered"]
+    assert outcomes == ["delivered", "updated", "updated", "delivered", "delivered"]
     told = [codec.loads(f[b"alert"])["id"] for _, f in redis_client.xrange(keys.rep_alerts("sam"))]
-    assert told == ["k1", "s1", "v2", "c1"], "the page gets every alert of the thread"
+    assert told == ["k1", "s1", "k2", "v2", "c1"], "the page gets every alert of the thread"
     jobs = {
         key.decode(): codec.loads(job)["event"]
         for key, job in redis_client.hgetall(keys.webhook_jobs).items()
@@ -340,6 +343,7 @@ def test_one_visit_is_one_thread_pushed_once_then_updated(
         "k1:sam:0": "created",
         "k1:sam:1": "created",
         "s1:sam:1": "updated",
+        "k2:sam:1": "updated",
         "v2:sam:0": "created",
         "v2:sam:1": "created",
         "c1:sam:0": "created",

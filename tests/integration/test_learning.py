@@ -20,7 +20,7 @@ from tests.conftest import fresh_settings, wait_until
 from tests.integration.test_backtest import backfill, for_backfills
 from tests.integration.test_commands import dbl
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SERVER = ("wk_demo_server", "")
 
 

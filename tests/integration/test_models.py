@@ -20,7 +20,7 @@ from tests.backtests.test_replay import model_variant
 from tests.conftest import read_topic, wait_until
 from tests.integration.test_commands import dbl
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BROWSER = ("wk_demo_browser", "")
 SERVER = ("wk_demo_server", "")
 

@@ -15,6 +15,8 @@ from contracts import codec
 from contracts.errors import DBLError
 from training.train import Training, train
 
+pytestmark = pytest.mark.slow
+
 MODEL = Settings().scoring_path
 
 

@@ -210,3 +210,18 @@ def test_format_0_slot_state_restores_by_name_and_refuses_unknown_fields():
     assert (account.total, account.engagement, account.contacts) == (3.0, {"u-1": 3.0}, {})
     with pytest.raises(pickle.UnpicklingError, match="written by a newer release"):
         Account.__new__(Account).__setstate__((None, {"total": 1.0, "later": 2}))  # type: ignore[attr-defined]
+
+
+def test_a_profile_packed_before_presence_restores_with_no_visit():
+    """`Profile.visit_start` and the other presence fields were appended after format 1
+    shipped: the profile's golden bytes of the release before restore with no visit."""
+    dana = unpack(
+        bytes.fromhex(
+            "01800595650000000000000082f2298194288c03752d319482f32981944b057d948c09706167655f7669"
+            "657794473ff8000000000000738694627d948c057469746c65948c02565094735d944b007d944b004b00"
+            "7d94894b004b004e7d945d947d944e7d944e4b00894e8c00947494622e"
+        )
+    )
+    assert dana.traits == {"title": "VP"}
+    assert (dana.visit_start, dana.page, dana.visit_pages, dana.left) == (0, "", 0, False)
+    assert (dana.dwell, dana.dwell_days) == ({}, {})

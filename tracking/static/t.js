@@ -3,7 +3,7 @@
  * Options on the URL: forms=1 (capture forms with an email field), consent=1 (wait for
  * dbl.consent(true)). API: dbl.identify(email, traits, {userHash}), dbl.track(name, props),
  * dbl.consent(bool). userHash: HMAC-SHA256 of the email under the site's secret, made by
- * the site's backend; it raises the identify to trust "signed".
+ * the site's backend; it raises the identify to trust "signed". Reports engaged time.
  * Honours Do-Not-Track and Global Privacy Control: then it does nothing. */
 (function (w, d, n) {
   "use strict";
@@ -78,6 +78,22 @@
     history.replaceState(history.state, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
     emit({ type: "identify", traits: {}, context: context({ dbl_link: link }) });
   } else { page(); }
+  // Engaged time (page visible; focused or used in the last 30 s): "Page Engaged" every 15 s
+  // of it, "Page Left" when hidden or closed; nothing while nobody looks.
+  var engaged = 0, lastInput = 0, IDLE_MS = 30000, REPORT_S = 15;
+  function report(event) {
+    var seconds = engaged; engaged = 0;
+    emit({ type: "track", event: event, properties: { engaged_seconds: seconds }, context: context() });
+  }
+  "mousemove keydown scroll touchstart click".split(" ").forEach(function (name) {
+    w.addEventListener(name, function () { lastInput = Date.now(); }, { capture: true, passive: true });
+  });
+  setInterval(function () {
+    if (d.visibilityState !== "visible" || !(d.hasFocus() || Date.now() - lastInput < IDLE_MS)) return;
+    if (++engaged >= REPORT_S) report("Page Engaged");
+  }, 1000);
+  d.addEventListener("visibilitychange", function () { report(d.visibilityState === "visible" ? "Page Engaged" : "Page Left"); });
+  w.addEventListener("pagehide", function () { if (d.visibilityState === "visible") report("Page Left"); });
   if (src.searchParams.get("forms") === "1") {
     // Only fields a rep needs are captured (a site adds more with `fields=a,b`); free text,
     // passwords, hidden fields and anything that looks like a card number never leave.
