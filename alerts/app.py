@@ -1,4 +1,4 @@
-"""The rep service: the reps' live page and the rep-facing JSON API (read-only, GET).
+"""The rep service: the reps' live page, the rep-facing JSON API and reps' feedback.
 
 Every data endpoint needs a token (`Authorization: Bearer <token>` or `?token=`): a rep's
 own token shows that rep's alerts and leads only; the admin token shows everything.
@@ -9,9 +9,12 @@ own token shows that rep's alerts and leads only; the admin token shows everythi
   `/v1/webhooks/dead-letters` (`api/leads.py`).
 - `GET /v1/shadow`, `/ops/shadow?token=`: the live model against a shadow model (admin,
   `api/shadow.py`).
+- `POST /v1/alerts/<id>/feedback`, `POST /v1/slack/actions`, `GET /v1/alerts/precision`:
+  reps' feedback on alerts and the precision it measures (`api/feedback.py`).
 - `GET /metrics`, `/healthz`.
 
-The app only reads: any number of replicas may serve it. Alerts are delivered by the
+The app reads, and writes only reps' feedback (to the events log, then Redis): any
+number of replicas may serve it. Alerts are delivered by the
 dispatcher (`alerts/delivery.py`), a process of its own or beside the API in
 `python -m alerts`.
 """
@@ -24,9 +27,11 @@ import redis
 
 from alerts.access import Access
 from alerts.api.events import AlertEvents
+from alerts.api.feedback import Feedback
 from alerts.api.leads import Leads
 from alerts.api.pages import Pages
 from alerts.api.shadow import ShadowComparison
+from alerts.event_log import EventLog
 from alerts.store import ReadModel
 from config.routing import load_routing
 from config.settings import Settings
@@ -51,23 +56,23 @@ class RepService:
         routing = load_routing(settings.routing_path)
         access = Access(routing)
         self._store = ReadModel(settings.redis, RedisKeys(settings.redis_prefix))
+        self._log = EventLog(settings.brokers, settings.events_topic)
         self.routes: list[Route] = [
             *Pages(access).routes(),
             *AlertEvents(access, self._store).routes(),
             *Leads(access, self._store, routing).routes(),
             *ShadowComparison(access, self._store).routes(),
+            *Feedback(access, self._store, routing, self._log).routes(),
             *operations_routes(),
         ]
         self._router = Router(self.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await run_lifespan(receive, send, self._startup, self._store.close)
+            await run_lifespan(receive, send, self._startup, self._shutdown)
             return
         request = Request.parse(scope, receive)
         try:
-            if request.method != "GET":
-                raise HTTPError(405, "the rep service is read-only (GET)")
             handler, request.params = self._router.find(request.method, request.path)
             await handler(request, send)
         except HTTPError as error:
@@ -77,6 +82,10 @@ class RepService:
 
     async def _startup(self) -> None:
         self._store.open()
+
+    async def _shutdown(self) -> None:
+        await self._store.close()
+        self._log.close()
 
 
 def create_app() -> RepService:

@@ -17,6 +17,7 @@ from alerts.routing import push_at, suppressed_by, throttle_key
 from config.routing import Routing, route
 from config.settings import Settings
 from contracts import codec, kafka
+from contracts.feedback import delivered
 from contracts.read_model import RedisKeys
 from runtime import failpoints
 from runtime.worker import BackgroundWorker
@@ -30,24 +31,28 @@ RETRY_DELAY_S: Final = 1.0
 WAIT_S: Final = 0.1
 BATCH: Final = 500
 
-# One atomic step per alert: mark its id delivered (a replay stops here), note it among
-# the alerts raised (before throttles: what a shadow model is compared with), keep it aside
-# if the CRM's word on the lead suppresses it; if its visit's thread was pushed as often as
+# One atomic step per alert: mark its id delivered, keeping whose it is (a replay stops
+# here), note it among the alerts raised (before throttles: what a shadow model is compared
+# with), keep it aside if the CRM's word on the lead suppresses it or its rep snoozed the
+# lead or account; if its visit's thread was pushed as often as
 # allowed, it only updates the thread; else apply the throttle (event time) and count the
 # push; append to the rep's stream, enqueue its webhook jobs (a push, or a thread's
 # updates). A crash can never leave one of these without the others.
 _DELIVER_ONCE: Final = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[12], 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[2], '*', 'rep', ARGV[9], 'state', ARGV[5],
+local state = ARGV[5]
+if state == '' and redis.call('EXISTS', KEYS[9], KEYS[10]) > 0 then state = 'snoozed' end
+if state ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[2], '*', 'rep', ARGV[9], 'state', state,
     'alert', ARGV[4])
+  if state == 'snoozed' then return 5 end
   return 3
 end
 local created, limit = tonumber(ARGV[11]), tonumber(ARGV[10])
-local first, last, outcome = 12, 11 + created, 1
+local first, last, outcome = 13, 12 + created, 1
 if limit > 0 and tonumber(redis.call('GET', KEYS[8]) or '0') >= limit then
-  first, last, outcome = 12 + created, #ARGV, 4
+  first, last, outcome = 13 + created, #ARGV, 4
 else
   local window = tonumber(ARGV[6])
   if window > 0 then
@@ -73,6 +78,7 @@ _OUTCOMES: Final = {
     2: "throttled",
     3: "suppressed",
     4: "updated",
+    5: "snoozed",
 }
 
 
@@ -87,7 +93,8 @@ class Dispatcher:
 
     def deliver(self, alert: dict[str, Any], now_ms: int) -> str:
         """Deliver one alert; returns delivered, duplicate (seen before), throttled,
-        suppressed (kept aside: the CRM's word on the lead) or updated (on the rep's page
+        suppressed (kept aside: the CRM's word on the lead), snoozed (kept aside: its rep
+        snoozed the lead or account) or updated (on the rep's page
         and JSON webhooks as an update of its visit's thread, not pushed anew)."""
         rep_id = route(alert.get("profile") or alert, self._routing)
         rep = self._routing.reps[rep_id]
@@ -117,6 +124,8 @@ class Dispatcher:
                 self._keys.raised,
                 self._keys.suppressed,
                 self._keys.thread(rep_id, str(thread or "")),
+                self._keys.snooze(rep_id, "lead", str(alert.get("contact") or "")),
+                self._keys.snooze(rep_id, "account", str(alert.get("account") or "")),
             ],
             args=[
                 DELIVERED_TTL_S,
@@ -130,14 +139,15 @@ class Dispatcher:
                 rep_id,
                 limit,
                 len(created),
+                codec.dumps(delivered(alert, rep_id)),
                 *created,
                 *updated,
             ],
         )
         outcome = _OUTCOMES[int(result)]
         metrics.DELIVERIES.labels("redis_stream", outcome).inc()
-        if outcome == "suppressed":
-            metrics.SUPPRESSED.labels(alert["kind"], state).inc()
+        if outcome in ("suppressed", "snoozed"):
+            metrics.SUPPRESSED.labels(alert["kind"], state or outcome).inc()
         if outcome in ("delivered", "updated"):
             log.info("%s", announce(alert, rep.name))
         return outcome

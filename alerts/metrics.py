@@ -18,3 +18,8 @@ MALFORMED = Counter(
 WEBHOOK_SECONDS = Histogram(
     "dbl_webhook_call_seconds", "Time of a successful webhook call, answer included."
 )
+FEEDBACK = Counter(
+    "dbl_alert_feedback_total",
+    "Reps' ratings of alerts (a changed rating counts again), by kind, rule and rating.",
+    ["kind", "rule", "rating"],
+)

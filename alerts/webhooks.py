@@ -18,6 +18,7 @@ from typing import Any
 from config.routing import Delivery, Webhook
 from contracts import codec
 from contracts.errors import DBLError
+from contracts.feedback import ACTIONS
 
 USER_AGENT = "dbl-dispatcher/1"
 
@@ -39,14 +40,54 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 def render(alert: dict[str, Any], rep_name: str, fmt: str, event: str = "created") -> bytes:
     """The request body: the alert as JSON (`type` `alert.created` for a thread's first
-    push, `alert.updated` for a later alert of the same visit; `thread` says which), or a
-    Slack incoming-webhook message."""
+    push, `alert.updated` for a later alert of the same visit; `thread` says which;
+    `feedback`: where the rep's token may rate it), or a Slack message with buttons."""
     if fmt == "json":
         thread = alert.get("thread") or alert["id"]
+        feedback = {"url": f"/v1/alerts/{alert['id']}/feedback", "actions": list(ACTIONS)}
         return codec.dumps(
-            {"type": f"alert.{event}", "thread": thread, "rep": rep_name, "alert": alert}
+            {
+                "type": f"alert.{event}",
+                "thread": thread,
+                "rep": rep_name,
+                "alert": alert,
+                "feedback": feedback,
+            }
         )
-    return codec.dumps({"text": slack_text(alert, rep_name)})
+    text = slack_text(alert, rep_name)
+    # Slack refuses a section longer than 3,000 characters.
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    return codec.dumps({"text": text, "blocks": [section, slack_buttons(alert)]})
+
+
+def slack_buttons(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert's feedback buttons: a click comes back signed to `/v1/slack/actions`.
+
+    >>> [b["action_id"] for b in slack_buttons({"id": "a1", "contact": "d@a.com",
+    ...     "account": "a.com"})["elements"]]
+    ['useful', 'not_useful', 'already_working', 'snooze', 'snooze:account']
+    """
+    labels = {
+        "useful": "Useful",
+        "not_useful": "Not useful",
+        "already_working": "Already working it",
+        "snooze": "Snooze lead 7 d",
+        "snooze:account": "Snooze account 7 d",
+    }
+    if alert.get("contact") is None:
+        del labels["snooze"]
+    if alert.get("account") is None:
+        del labels["snooze:account"]
+    buttons = [
+        {
+            "type": "button",
+            "action_id": action,
+            "value": alert["id"],
+            "text": {"type": "plain_text", "text": label},
+        }
+        for action, label in labels.items()
+    ]
+    return {"type": "actions", "block_id": "feedback", "elements": buttons}
 
 
 def slack_text(alert: dict[str, Any], rep_name: str) -> str:

@@ -96,6 +96,8 @@ class Routing:
     pushes_per_visit: int = 1
     # A lead whose last browser signal is older than this is no longer on the site.
     presence_timeout_ms: float = PRESENCE_TIMEOUT_S * 1000
+    # Signs the requests of the Slack app whose buttons rate alerts (None: no Slack actions).
+    slack_signing_secret: str | None = None
 
 
 def load_routing(path: Path) -> Routing:
@@ -104,7 +106,7 @@ def load_routing(path: Path) -> Routing:
     root.only(
         (
             *("default_team", "admin_token", "reps", "teams", "territories", "throttle"),
-            *("delivery", "suppress", "visits"),
+            *("delivery", "suppress", "visits", "slack"),
         )
     )
     reps = {rep_id: _rep(rep_id, t) for rep_id, t in root.table("reps").subtables().items()}
@@ -126,7 +128,13 @@ def load_routing(path: Path) -> Routing:
         admin_token=root.secret("admin_token"),
         suppress=_suppress(root.table("suppress")) if "suppress" in root.data else DEFAULT_SUPPRESS,
         **(_visits(root.table("visits")) if "visits" in root.data else {}),
+        slack_signing_secret=_slack(root.table("slack")) if "slack" in root.data else None,
     )
+
+
+def _slack(t: Table) -> str:
+    t.only(("signing_secret",))
+    return str(t.secret("signing_secret"))
 
 
 def _visits(t: Table) -> dict[str, Any]:

@@ -22,6 +22,7 @@ DEMO_SECRETS: Final = frozenset(
         "demo-token-sam",
         "demo-token-mia",
         "change-me",
+        "demo-slack-signing-secret",
     }
 )
 
@@ -60,6 +61,8 @@ def _secrets(settings: Settings) -> Iterator[tuple[str, str, str]]:
             yield sites_path, f"sites.{site.name}.secret", site.secret
     routing = load_routing(settings.routing_path)
     yield routing_path, "admin_token", routing.admin_token
+    if routing.slack_signing_secret is not None:
+        yield routing_path, "slack.signing_secret", routing.slack_signing_secret
     for rep in routing.reps.values():
         yield routing_path, f"reps.{rep.id}.token", rep.token
         for index, webhook in enumerate(rep.webhooks):

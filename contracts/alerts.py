@@ -57,6 +57,8 @@ class Alert(TypedDict):
     # The lead's visit (its session) the alert belongs to: alerts of one visit share it and
     # make one thread for the rep. None for a cooling by decay and for account alerts.
     thread: NotRequired[str | None]
+    # key_action only: the id of the key action that raised it (precision is per rule).
+    rule: NotRequired[str]
 
 
 def visit_thread(contact: str, session_start: int) -> str:

@@ -170,6 +170,19 @@ class RedisKeys:
         signal (epoch ms); a closed page takes the lead off at once, the reader the rest."""
         return f"{self.prefix}:rep:{rep}:present"
 
+    def snooze(self, rep: str, scope: str, subject: str) -> str:
+        """String with a TTL: the rep snoozed this lead or account (`scope`) for 7 days."""
+        return f"{self.prefix}:snooze:{rep}:{scope}:{subject}"
+
+    def feedback(self, alert_id: str) -> str:
+        """String with a TTL: the rep's latest rating of an alert."""
+        return f"{self.prefix}:feedback:{alert_id}"
+
+    @property
+    def ratings(self) -> str:
+        """Hash: ratings counted per kind and per rule (`contracts.feedback.count_field`)."""
+        return f"{self.prefix}:feedback:counts"
+
     def rep_recent(self, rep: str) -> str:
         """Sorted set: the rep's leads by their last signal (epoch ms), for "hot now"."""
         return f"{self.prefix}:rep:{rep}:recent"
@@ -190,5 +203,6 @@ class RedisKeys:
         return f"{self.prefix}:webhooks:dead"
 
     def delivered(self, alert_id: str) -> str:
-        """String with a TTL: marks an alert id as delivered (makes delivery idempotent)."""
+        """String with a TTL: marks an alert id as delivered (makes delivery idempotent); holds
+        whose it is (`contracts.feedback.Delivered`, JSON; "1" before feedback existed)."""
         return f"{self.prefix}:delivered:{alert_id}"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from contracts.envelope import Envelope
+from contracts.feedback import is_feedback
 from dataflows.rules.outcomes import outcome_of
 
 HALF_LIVES_DAYS: Final = (7.0, 30.0, 90.0)
@@ -73,8 +74,9 @@ class Seen:
     numbers: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, signal: Envelope) -> None:
-        """Count one signal (outcomes are labels, never candidates)."""
-        if outcome_of(signal) is not None:
+        """Count one signal (outcomes are labels and reps' feedback knows them: never
+        candidates)."""
+        if outcome_of(signal) is not None or is_feedback(signal):
             return
         kind, props = signal["type"], signal["props"]
         if kind in ("identify", "form_submit"):

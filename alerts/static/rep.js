@@ -69,11 +69,43 @@ function renderAlert(alert, fresh) {
     const how = String(identity.recognized_by || "browser").replace("_", " ");
     text(card.querySelector(".identity"), "Unverified claim (" + how + "): the person may not be who they say").hidden = false;
   }
+  addFeedback(card, alert);
   for (const [label, value] of profile.top_signals || []) card.querySelector(".signals").append(item("li", label + ": " + value));
   for (const [label, points] of profile.fit_reasons || []) card.querySelector(".fit").append(item("li", label + " (" + points + ")"));
   for (const [ts, what] of profile.activity || []) card.querySelector(".activity").append(item("li", when(ts) + " — " + what));
   $("alerts").prepend(card);
   $("alerts-empty").hidden = true;
+}
+
+// What a rep can say of an alert: it goes to the events log; a snooze holds the lead's (or
+// account's) alerts for 7 days at once.
+const FEEDBACK = [
+  ["useful", "lead", "Useful"], ["not_useful", "lead", "Not useful"],
+  ["already_working", "lead", "Already working it"], ["snooze", "lead", "Snooze lead 7 d"],
+  ["snooze", "account", "Snooze account 7 d"],
+];
+
+function addFeedback(card, alert) {
+  const group = card.querySelector(".feedback");
+  for (const [action, scope, label] of FEEDBACK) {
+    if (scope === "lead" && action === "snooze" && alert.contact === null) continue;
+    if (scope === "account" && !alert.account) continue;
+    const button = item("button", label);
+    button.type = "button";
+    button.dataset.action = action + (scope === "account" ? ":account" : "");
+    button.setAttribute("aria-pressed", "false");
+    button.addEventListener("click", async () => {
+      const response = await fetch("/v1/alerts/" + encodeURIComponent(alert.id) + "/feedback", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer " + token },
+        body: JSON.stringify({ action: action, scope: scope }),
+      });
+      if (!response.ok) { button.title = "Not saved (" + response.status + "), try again"; return; }
+      for (const other of group.querySelectorAll("button")) other.setAttribute("aria-pressed", String(other === button));
+      card.dataset.feedback = button.dataset.action;
+    });
+    group.append(button);
+  }
 }
 
 async function refreshHot() {

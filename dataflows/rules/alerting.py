@@ -143,9 +143,9 @@ def _key_actions(
         profile.key_actions[action.id] = profile.session_start
         ordinal = f"{action.id}\x1f{signal['id']}"
         thread = _visit(profile)
-        alerts.append(
-            make_alert("key_action", ordinal, view, action.label, signal=signal, thread=thread)
-        )
+        alert = make_alert("key_action", ordinal, view, action.label, signal=signal, thread=thread)
+        alert["rule"] = action.id
+        alerts.append(alert)
     return alerts
 
 

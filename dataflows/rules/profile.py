@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from config.scoring import ScoringModel
 from contracts.envelope import Envelope
+from contracts.feedback import describe_feedback, is_feedback
 from dataflows.rules.outcomes import amount_of, outcome_of
 from dataflows.rules.presence import LEFT, count_engaged, credit, is_engaged_time, path_of
 from dataflows.rules.scoring import (
@@ -125,13 +126,16 @@ class Touch:
 
 def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
     """Record one signal: engagement points, explicit traits, sessions and the timeline. An
-    outcome is recorded as such: no points, no session."""
+    outcome is recorded as such, a rep's feedback on the timeline: no points, no session."""
     ts = signal["ts"]
     profile.model = signal.get("model", "")
     outcome = outcome_of(signal)
     if outcome is not None:
         _record_outcome(profile, outcome, ts, amount_of(signal))
         _update_traits(profile, signal)
+        _record_activity(profile, ts, describe(signal))
+        return Touch(is_late(signal, model), new_session=False, new_web_session=False)
+    if is_feedback(signal):  # a rep's word on an alert: on the timeline, nothing else
         _record_activity(profile, ts, describe(signal))
         return Touch(is_late(signal, model), new_session=False, new_web_session=False)
     previous_web = profile.last_web
@@ -279,6 +283,8 @@ def describe(signal: Envelope) -> str:
         return f"Submitted form {signal['props'].get('form_id') or ''}".rstrip()
     if kind == "identify":
         return "Identified"
+    if is_feedback(signal):
+        return describe_feedback(signal["props"])
     return str(signal["event"] or kind)
 
 

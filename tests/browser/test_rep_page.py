@@ -100,3 +100,29 @@ def test_a_learned_models_chance_shows_beside_the_grade(running_system: Settings
     why = page.inner_text(".alert .why")
     assert "Viewed pricing (30-day): 12.4" in why
     assert "seniority: vp (9)" in why
+
+
+def test_a_rep_rates_an_alert_from_the_page_and_precision_counts_it(
+    running_system: Settings, browser: Browser
+):
+    settings = running_system
+    page = open_page(browser, settings, "sam", "demo-token-sam")
+    publish(settings, alert("rated-1", kind="key_action", rule="pricing"))
+    page.wait_for_selector('[data-alert-id="rated-1"] .feedback button', timeout=5_000)
+    labels = page.locator('[data-alert-id="rated-1"] .feedback button').all_inner_texts()
+    assert labels == [
+        *("Useful", "Not useful", "Already working it"),
+        *("Snooze lead 7 d", "Snooze account 7 d"),
+    ]
+    page.click('[data-alert-id="rated-1"] button[data-action="useful"]')
+    page.wait_for_selector('[data-alert-id="rated-1"][data-feedback="useful"]', timeout=5_000)
+    assert page.get_attribute('button[data-action="useful"]', "aria-pressed") == "true"
+    admin = {"authorization": "Bearer demo-admin-token"}
+    base = f"http://127.0.0.1:{settings.rep_api_port}"
+    rated = httpx.get(f"{base}/v1/alerts/precision", headers=admin).json()
+    assert rated["by_rule"]["pricing"] == {
+        **{"useful": 1, "not_useful": 0, "already_working": 0},
+        **{"rated": 1, "precision": 1.0},
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "rep-page-feedback.png"), full_page=True)

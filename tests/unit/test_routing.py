@@ -99,11 +99,25 @@ def test_slack_text_escapes_what_visitors_typed():
 
 
 def test_json_body_carries_the_whole_alert():
-    body = {"type": "alert.created", "thread": ALERT["id"], "rep": "Sam Patel", "alert": ALERT}
+    feedback = {
+        "url": f"/v1/alerts/{ALERT['id']}/feedback",
+        "actions": ["useful", "not_useful", "already_working", "snooze"],
+    }
+    body = {
+        "type": "alert.created",
+        "thread": ALERT["id"],
+        "rep": "Sam Patel",
+        "alert": ALERT,
+        "feedback": feedback,
+    }
     assert codec.loads(render(ALERT, "Sam Patel", "json")) == body
     update = codec.loads(render({**ALERT, "thread": "t1"}, "Sam Patel", "json", "updated"))
     assert (update["type"], update["thread"]) == ("alert.updated", "t1")
-    assert set(codec.loads(render(ALERT, "Sam Patel", "slack"))) == {"text"}
+    slack = codec.loads(render(ALERT, "Sam Patel", "slack"))
+    assert set(slack) == {"text", "blocks"}
+    section, buttons = slack["blocks"]
+    assert section["text"]["text"] == slack["text"]
+    assert {b["value"] for b in buttons["elements"]} == {ALERT["id"]}
 
 
 def test_backoff_is_exponential_capped_and_jittered():

@@ -35,7 +35,10 @@ def _own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     sites.write_text(SITES.replace("SECRET_FILE", str(secret_file)))
     routing = tmp_path / "routing.toml"
     text = (CONFIG_DIR / "routing.toml").read_text()
-    for value in ("demo-admin-token", "demo-token-alex", "demo-token-sam", "demo-token-mia"):
+    for value in (
+        *("demo-admin-token", "demo-token-alex", "demo-token-sam", "demo-token-mia"),
+        "demo-slack-signing-secret",
+    ):
         text = text.replace(f'"{value}"', f'"{value.replace("demo", "ours-x9")}"')
     routing.write_text(text)
     monkeypatch.setenv("DBL_TEST_SERVER_KEY", "wk_server_kept_in_the_environment")
@@ -47,7 +50,7 @@ def test_the_shipped_configuration_is_refused_outside_demo_mode_naming_file_and_
         refuse_demo_secrets(Settings())
     assert refused.value.source.endswith("sites.toml")
     assert refused.value.key == "sites.demo.secret"
-    assert "demo value (and 5 more)" in str(refused.value)
+    assert "demo value (and 6 more)" in str(refused.value)
     refuse_demo_secrets(Settings(demo=True))
 
 
