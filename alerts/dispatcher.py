@@ -12,7 +12,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from alerts import metrics
-from alerts.outbox import job_id, new_job
+from alerts.outbox import digest_id, job_id, new_digest, new_job
 from alerts.routing import push_at, suppressed_by, throttle_key
 from config.routing import Routing, route
 from config.settings import Settings
@@ -37,7 +37,8 @@ BATCH: Final = 500
 # lead or account; if its visit's thread was pushed as often as
 # allowed, it only updates the thread; else apply the throttle (event time) and count the
 # push; append to the rep's stream, enqueue its webhook jobs (a push, or a thread's
-# updates). A crash can never leave one of these without the others.
+# updates), or in the rep's quiet hours add it to the digest sent when they end. A crash
+# can never leave one of these without the others.
 _DELIVER_ONCE: Final = """
 if not redis.call('SET', KEYS[1], ARGV[12], 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
@@ -50,9 +51,9 @@ if state ~= '' then
   return 3
 end
 local created, limit = tonumber(ARGV[11]), tonumber(ARGV[10])
-local first, last, outcome = 13, 12 + created, 1
+local first, last, outcome = 14, 13 + created, 1
 if limit > 0 and tonumber(redis.call('GET', KEYS[8]) or '0') >= limit then
-  first, last, outcome = 13 + created, #ARGV, 4
+  first, last, outcome = 14 + created, #ARGV, 4
 else
   local window = tonumber(ARGV[6])
   if window > 0 then
@@ -67,8 +68,14 @@ else
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'alert', ARGV[4])
 for i = first, last, 2 do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[i])
+  if ARGV[13] == '1' then
+    redis.call('RPUSH', KEYS[11 + (i - first) / 2], ARGV[4])
+    redis.call('HSETNX', KEYS[5], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[4], 'NX', ARGV[8], ARGV[i])
+  else
+    redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[4], ARGV[8], ARGV[i])
+  end
 end
 return outcome
 """
@@ -100,20 +107,28 @@ class Dispatcher:
         rep = self._routing.reps[rep_id]
         window = self._routing.throttle_ms.get(alert["kind"], 0)
         push = push_at(alert, rep)
+        held = push != int(alert["ts"])
         state = suppressed_by(alert, self._routing.suppress)
         created: list[bytes | str] = []
         updated: list[bytes | str] = []
-        if push is not None and state is None:
-            for index, webhook in enumerate(rep.webhooks):
-                key = job_id(alert["id"], rep_id, index)
-                created += [key, new_job(alert, rep_id, index)]
-                # Slack cannot edit a message it was sent: a visit is one message there.
-                if webhook.format == "json":
-                    updated += [key, new_job(alert, rep_id, index, "updated")]
+        digests: list[str] = []
+        for index, webhook in enumerate(rep.webhooks if state is None else ()):
+            if held:  # quiet hours: every alert of them goes into one digest at their end
+                key = digest_id(rep_id, index, push)
+                created += [key, new_digest(rep_id, index, self._keys.digest(key))]
+                digests.append(self._keys.digest(key))
+                continue
+            key = job_id(alert["id"], rep_id, index)
+            created += [key, new_job(alert, rep_id, index)]
+            # Slack cannot edit a message it was sent: a visit is one message there.
+            if webhook.format == "json":
+                updated += [key, new_job(alert, rep_id, index, "updated")]
+        if held:
+            updated = created  # a digest lists every alert of the night, updates too
         thread = alert.get("thread")
-        limit = self._routing.pushes_per_visit if thread and push is not None else 0
+        limit = self._routing.pushes_per_visit if thread else 0
         # Pushes keep their offset from the alert's event time, on the wall clock.
-        due = now_ms + max(0, (push or 0) - int(alert["ts"]))
+        due = now_ms + max(0, push - int(alert["ts"]))
         result = self._deliver_once(
             keys=[
                 self._keys.delivered(alert["id"]),
@@ -126,6 +141,7 @@ class Dispatcher:
                 self._keys.thread(rep_id, str(thread or "")),
                 self._keys.snooze(rep_id, "lead", str(alert.get("contact") or "")),
                 self._keys.snooze(rep_id, "account", str(alert.get("account") or "")),
+                *digests,
             ],
             args=[
                 DELIVERED_TTL_S,
@@ -140,6 +156,7 @@ class Dispatcher:
                 limit,
                 len(created),
                 codec.dumps(delivered(alert, rep_id)),
+                "1" if held else "0",
                 *created,
                 *updated,
             ],

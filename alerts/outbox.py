@@ -15,11 +15,19 @@ from typing import Any, Final, cast
 import redis
 
 from alerts import metrics
-from alerts.webhooks import DeliveryFailed, backoff_s, post, render
+from alerts.routing import daily_digest_due
+from alerts.webhooks import (
+    DeliveryFailed,
+    backoff_s,
+    post,
+    render,
+    render_daily,
+    render_digest,
+)
 from config.routing import Routing, Webhook
 from config.settings import Settings
 from contracts import codec
-from contracts.read_model import RedisKeys
+from contracts.read_model import RedisKeys, decode_profile
 from runtime import failpoints
 from runtime.worker import BackgroundWorker
 
@@ -45,9 +53,52 @@ return false
 """
 
 
+# A job was sent: drop it; a digest drops the alerts it sent, and goes again at once with
+# any held after it was read (an alert of the quiet hours that came late).
+_FINISH: Final = """
+if KEYS[3] ~= '' then
+  redis.call('LTRIM', KEYS[3], ARGV[2], -1)
+  if redis.call('LLEN', KEYS[3]) > 0 then
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+    return 0
+  end
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+# Queue a rep's daily digest once (whichever sender gets there first), jobs and all.
+_QUEUE_DAILY: Final = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[i])
+end
+return 1
+"""
+DAILY_LEADS: Final = 10
+DAY_MS: Final = 86_400_000
+
+
 def job_id(alert_id: str, rep: str, index: int) -> str:
     """One job per alert, rep and configured webhook."""
     return f"{alert_id}:{rep}:{index}"
+
+
+def digest_id(rep: str, index: int, due: int) -> str:
+    """One digest per rep, configured webhook and end of quiet hours (epoch ms).
+
+    >>> digest_id("alex", 0, 1_767_250_800_000)
+    'digest-1767250800000:alex:0'
+    """
+    return f"digest-{due}:{rep}:{index}"
+
+
+def new_digest(rep: str, index: int, held: str) -> bytes:
+    """A digest job's stored form: the alerts it sends are in the list `held`."""
+    return codec.dumps({"digest": held, "rep": rep, "webhook": index, "attempt": 0})
 
 
 def new_job(alert: dict[str, Any], rep: str, index: int, event: str = "created") -> bytes:
@@ -70,6 +121,8 @@ class WebhookSender(BackgroundWorker):
         self._routing = routing
         self._failpoint = settings.failpoint
         self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
+        self._queue_daily = client.register_script(_QUEUE_DAILY)
         self._rng = random.Random()
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-call")
         self._in_flight: Counter[str] = Counter()
@@ -79,6 +132,7 @@ class WebhookSender(BackgroundWorker):
         try:
             while not self._stop.is_set():
                 try:
+                    self.queue_daily_digests(_now_ms())
                     sent = self.send_due()
                 except redis.RedisError as exc:
                     log.warning("Redis unavailable for webhooks: %s", exc)
@@ -87,6 +141,43 @@ class WebhookSender(BackgroundWorker):
                     self._stop.wait(POLL_S)
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def queue_daily_digests(self, now_ms: int) -> int:
+        """Queue each rep's daily digest of the day's hottest leads when its time comes
+        (once per rep and day, whichever sender is first); returns how many reps'."""
+        queued = 0
+        for rep in self._routing.reps.values():
+            day = daily_digest_due(now_ms, rep.daily_digest) if rep.daily_digest else None
+            if (
+                day is None
+                or not rep.webhooks
+                or self._client.exists(self._keys.daily(rep.id, day))
+            ):
+                continue
+            leads = self._hottest(rep.id, now_ms)
+            jobs: list[str | bytes] = []
+            for index in range(len(rep.webhooks)):
+                job = {"daily": day, "leads": leads, "rep": rep.id, "webhook": index, "attempt": 0}
+                jobs += [f"daily-{day}:{rep.id}:{index}", codec.dumps(job)]
+            keys = [self._keys.daily(rep.id, day), self._keys.webhook_jobs, self._keys.webhook_due]
+            queued += int(self._queue_daily(keys=keys, args=[2 * DAY_MS // 1000, now_ms, *jobs]))
+        return queued
+
+    def _hottest(self, rep: str, now_ms: int) -> list[dict[str, Any]]:
+        """The rep's leads active in the last day, hottest first, with their reasons."""
+        people = self._client.zrangebyscore(self._keys.rep_recent(rep), now_ms - DAY_MS, "+inf")
+        pipe = self._client.pipeline(transaction=False)
+        for person in cast(list[bytes], people):
+            pipe.hgetall(self._keys.profile(person.decode()))
+        profiles = [decode_profile(fields) for fields in pipe.execute() if fields]
+        profiles.sort(key=lambda p: -float(p.get("engagement") or 0))
+        return [
+            {
+                key: profile.get(key)
+                for key in ("person", "name", "company", "grade", "engagement", "top_signals")
+            }
+            for profile in profiles[:DAILY_LEADS]
+        ]
 
     def send_due(self) -> int:
         """Start a call for every due job whose destination has room; returns how many."""
@@ -136,24 +227,28 @@ class WebhookSender(BackgroundWorker):
             return
         webhook: Webhook = hooks[job["webhook"]]
         assert rep is not None
-        body = render(job["alert"], rep.name, webhook.format, job.get("event", "created"))
+        held: list[bytes] = []
+        if "digest" in job:
+            held = cast(list[bytes], self._client.lrange(job["digest"], 0, -1))
+            body = render_digest([codec.loads(a) for a in held], rep.name, webhook.format)
+            message_id = job_key
+        elif "daily" in job:
+            body = render_daily(job["leads"], rep.name, job["daily"], webhook.format)
+            message_id = job_key
+        else:
+            body = render(job["alert"], rep.name, webhook.format, job.get("event", "created"))
+            message_id = job["alert"]["id"]
         started = time.monotonic()
         try:
-            post(
-                webhook,
-                job["alert"]["id"],
-                body,
-                int(time.time()),
-                self._routing.delivery.timeout_s,
-            )
+            post(webhook, message_id, body, int(time.time()), self._routing.delivery.timeout_s)
         except DeliveryFailed as exc:
             self._failed(job_key, job, exc.reason)
             return
         metrics.WEBHOOK_SECONDS.observe(time.monotonic() - started)
-        pipe = self._client.pipeline()
-        pipe.zrem(self._keys.webhook_due, job_key)
-        pipe.hdel(self._keys.webhook_jobs, job_key)
-        pipe.execute()
+        self._finish(
+            keys=[self._keys.webhook_due, self._keys.webhook_jobs, job.get("digest", "")],
+            args=[job_key, len(held), _now_ms()],
+        )
         metrics.DELIVERIES.labels(f"webhook_{webhook.format}", "delivered").inc()
         failpoints.hit(self._failpoint, "after_webhook")
 
@@ -175,7 +270,8 @@ class WebhookSender(BackgroundWorker):
         log.warning("webhook job %s dead after %s attempts: %s", job_key, job["attempt"], reason)
         record = {
             "job": job_key,
-            "alert": job["alert"]["id"],
+            "alert": job["alert"]["id"] if "alert" in job else None,
+            "digest": job.get("digest") or job.get("daily"),
             "rep": job["rep"],
             "webhook": job["webhook"],
             "attempts": job["attempt"],
@@ -183,6 +279,8 @@ class WebhookSender(BackgroundWorker):
             "at": _now_ms(),
         }
         pipe = self._client.pipeline()
+        if "digest" in job:  # its alerts stay on the rep's page; the held copies go
+            pipe.delete(job["digest"])
         pipe.lpush(self._keys.webhook_dead, codec.dumps(record))
         pipe.zrem(self._keys.webhook_due, job_key)
         pipe.hdel(self._keys.webhook_jobs, job_key)

@@ -7,22 +7,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.routing import QuietHours, Rep
-
-# Kinds a rep must get even in quiet hours (pushed when they end); others wait on the page.
-NEVER_DROPPED = frozenset({"sales_ready"})
+from config.routing import DailyDigest, QuietHours, Rep
 
 
-def push_at(alert: Mapping[str, Any], rep: Rep) -> int | None:
-    """When to push an alert to the rep's webhooks (epoch ms of event time): at once,
-    at the end of the rep's quiet hours (sales_ready), or never (other kinds in quiet hours:
-    they still reach the live page)."""
+def push_at(alert: Mapping[str, Any], rep: Rep) -> int:
+    """When to push an alert to the rep's webhooks (epoch ms of event time): at once, or,
+    in the rep's quiet hours, when they end (in one digest with the others held)."""
     ts = int(alert["ts"])
     if rep.quiet_hours is None or not in_quiet_hours(ts, rep.quiet_hours):
         return ts
-    if alert["kind"] in NEVER_DROPPED:
-        return quiet_hours_end(ts, rep.quiet_hours)
-    return None
+    return quiet_hours_end(ts, rep.quiet_hours)
 
 
 def in_quiet_hours(ts: int, quiet: QuietHours) -> bool:
@@ -40,6 +34,23 @@ def quiet_hours_end(ts: int, quiet: QuietHours) -> int:
     if end <= local:
         end = datetime.combine(local.date() + timedelta(days=1), quiet.end, tzinfo=quiet.timezone)
     return int(end.astimezone(UTC).timestamp() * 1000)
+
+
+def daily_digest_due(now_ms: int, daily: DailyDigest) -> str | None:
+    """The local date whose daily digest is due at `now_ms` (within the hour after its
+    time; a sender that was down longer skips that day), else None.
+
+    >>> from datetime import time
+    >>> from zoneinfo import ZoneInfo
+    >>> at_eight = DailyDigest(time(8), ZoneInfo("Europe/Berlin"))
+    >>> daily_digest_due(1_767_252_600_000, at_eight)  # 2026-01-01 08:30 in Berlin
+    '2026-01-01'
+    >>> daily_digest_due(1_767_245_400_000, at_eight) is None  # 06:30
+    True
+    """
+    local = datetime.fromtimestamp(now_ms / 1000, tz=daily.timezone)
+    due = datetime.combine(local.date(), daily.at, tzinfo=daily.timezone)
+    return local.date().isoformat() if timedelta(0) <= local - due < timedelta(hours=1) else None
 
 
 def throttle_key(alert: Mapping[str, Any], rep: str) -> str:

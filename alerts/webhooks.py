@@ -21,6 +21,9 @@ from contracts.errors import DBLError
 from contracts.feedback import ACTIONS
 
 USER_AGENT = "dbl-dispatcher/1"
+# A digest lists this many alerts in Slack (all of them in JSON); Slack's text limit.
+DIGEST_LINES = 30
+SLACK_TEXT_MAX = 3000
 
 
 class DeliveryFailed(DBLError):
@@ -55,9 +58,62 @@ def render(alert: dict[str, Any], rep_name: str, fmt: str, event: str = "created
             }
         )
     text = slack_text(alert, rep_name)
-    # Slack refuses a section longer than 3,000 characters.
-    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_TEXT_MAX]}}
     return codec.dumps({"text": text, "blocks": [section, slack_buttons(alert)]})
+
+
+def render_digest(alerts: list[dict[str, Any]], rep_name: str, fmt: str) -> bytes:
+    """One message for the alerts held during a rep's quiet hours (oldest first): as JSON
+    `{type: "alert.digest", rep, alerts}`, or a Slack message listing them.
+
+    >>> body = render_digest([{"kind": "sales_ready", "contact": "d@a.com", "grade": "A2",
+    ...     "reason": "entered A2", "profile": {"name": "Dana"}}], "Sam Patel", "slack")
+    >>> print(codec.loads(body)["text"])
+    *While you were away* (1 alert) for Sam Patel:
+    • sales ready: Dana (A2): entered A2
+    """
+    if fmt == "json":
+        return codec.dumps({"type": "alert.digest", "rep": rep_name, "alerts": alerts})
+    lines = [
+        f"*While you were away* ({len(alerts)} alert{'s' * (len(alerts) != 1)}) for "
+        f"{_slack(rep_name)}:"
+    ]
+    for alert in alerts[:DIGEST_LINES]:
+        who = (
+            (alert.get("profile") or {}).get("name") or alert.get("contact") or alert.get("account")
+        )
+        grade = f" ({_slack(alert['grade'])})" if alert.get("grade") else ""
+        kind = alert["kind"].replace("_", " ")
+        lines.append(f"• {_slack(kind)}: {_slack(who)}{grade}: {_slack(alert.get('reason', ''))}")
+    if len(alerts) > DIGEST_LINES:
+        lines.append(f"… and {len(alerts) - DIGEST_LINES} more on your live page")
+    return codec.dumps({"text": "\n".join(lines)[:SLACK_TEXT_MAX]})
+
+
+def render_daily(leads: list[dict[str, Any]], rep_name: str, day: str, fmt: str) -> bytes:
+    """The daily digest: the rep's hottest leads of the day with why, as JSON
+    `{type: "leads.daily", rep, day, leads}` or a Slack message.
+
+    >>> body = render_daily([{"person": "d@a.com", "name": "Dana", "company": "Acme",
+    ...     "grade": "A2", "engagement": 40.0, "top_signals": [["Viewed pricing", 30.0]]}],
+    ...     "Sam Patel", "2026-03-11", "slack")
+    >>> print(codec.loads(body)["text"])
+    *Your hottest leads* on 2026-03-11, Sam Patel:
+    1. Dana (Acme): A2, engagement 40.0: Viewed pricing (30.0)
+    """
+    if fmt == "json":
+        return codec.dumps({"type": "leads.daily", "rep": rep_name, "day": day, "leads": leads})
+    lines = [f"*Your hottest leads* on {day}, {_slack(rep_name)}:"]
+    for n, lead in enumerate(leads, start=1):
+        company = f" ({_slack(lead['company'])})" if lead.get("company") else ""
+        why = ", ".join(f"{label} ({points})" for label, points in lead.get("top_signals") or [])
+        lines.append(
+            f"{n}. {_slack(lead.get('name') or lead['person'])}{company}: {_slack(lead['grade'])}, "
+            f"engagement {lead['engagement']}: {_slack(why)}"
+        )
+    if not leads:
+        lines.append("No lead of yours was active in the last day.")
+    return codec.dumps({"text": "\n".join(lines)[:SLACK_TEXT_MAX]})
 
 
 def slack_buttons(alert: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,14 @@ class QuietHours:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyDigest:
+    """A daily message to the rep's webhooks at a local time: the day's hottest leads."""
+
+    at: time
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """A configured destination: the only kind of URL the dispatcher ever calls."""
 
@@ -56,6 +64,7 @@ class Rep:
     token: str
     quiet_hours: QuietHours | None
     webhooks: tuple[Webhook, ...]
+    daily_digest: DailyDigest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,23 +169,32 @@ def _suppress(t: Table) -> dict[str, frozenset[str]]:
 
 
 def _rep(rep_id: str, t: Table) -> Rep:
-    t.only(("name", "token", "quiet_hours", "webhooks"))
+    t.only(("name", "token", "quiet_hours", "webhooks", "daily_digest"))
     token = t.secret("token")
     if len(token) < 12:
         raise t.error("token", "must be at least 12 characters")
     quiet = _quiet_hours(t.table("quiet_hours")) if "quiet_hours" in t.data else None
     webhooks = tuple(_webhook(w) for w in t.tables("webhooks")) if "webhooks" in t.data else ()
-    return Rep(rep_id, t.text("name"), token, quiet, webhooks)
+    daily = _daily_digest(t.table("daily_digest")) if "daily_digest" in t.data else None
+    return Rep(rep_id, t.text("name"), token, quiet, webhooks, daily)
 
 
 def _quiet_hours(t: Table) -> QuietHours:
     t.only(("start", "end", "timezone"))
+    return QuietHours(_clock_time(t, "start"), _clock_time(t, "end"), _zone(t))
+
+
+def _daily_digest(t: Table) -> DailyDigest:
+    t.only(("at", "timezone"))
+    return DailyDigest(_clock_time(t, "at"), _zone(t))
+
+
+def _zone(t: Table) -> ZoneInfo:
     zone_name = t.text("timezone")
     try:
-        zone = ZoneInfo(zone_name)
+        return ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise t.error("timezone", f"is not a known time zone: {zone_name!r}") from None
-    return QuietHours(_clock_time(t, "start"), _clock_time(t, "end"), zone)
 
 
 def _clock_time(t: Table, key: str) -> time:

@@ -170,6 +170,14 @@ class RedisKeys:
         signal (epoch ms); a closed page takes the lead off at once, the reader the rest."""
         return f"{self.prefix}:rep:{rep}:present"
 
+    def digest(self, digest_id: str) -> str:
+        """List: the alerts held for one digest (a rep's webhook, the end of quiet hours)."""
+        return f"{self.prefix}:digest:{digest_id}"
+
+    def daily(self, rep: str, day: str) -> str:
+        """String with a TTL: the rep's daily digest of this local date is queued."""
+        return f"{self.prefix}:daily:{rep}:{day}"
+
     def snooze(self, rep: str, scope: str, subject: str) -> str:
         """String with a TTL: the rep snoozed this lead or account (`scope`) for 7 days."""
         return f"{self.prefix}:snooze:{rep}:{scope}:{subject}"

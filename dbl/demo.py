@@ -38,6 +38,9 @@ COMPANIES: Final = (
 SENIOR_TITLES: Final = ("VP Sales", "Head of Marketing", "Director of Engineering", "CTO")
 OTHER_TITLES: Final = ("Marketing Manager", "Analyst", "Student", "Engineer")
 KINDS: Final = ("anonymous", "warm", "hot")
+# Of ten visitors, about six browse anonymously, three are known leads, one is buying.
+VISITOR_MIX: Final = (6, 3, 1)
+VISITOR_GAP_S: Final = 3.0
 BLOG_PATHS: Final = ("/", "/blog/lead-scoring-101", "/blog/intent-data", "/customers")
 
 
@@ -184,16 +187,19 @@ def play(base_url: str, calls: list[Call], pause_s: float = 0.0) -> list[int]:
     return statuses
 
 
-def run_forever(base_url: str, seed: int, pause_s: float) -> None:
-    """Endless demo traffic: a mix of anonymous, warm and hot visitors."""
+def run_forever(base_url: str, seed: int, pause_s: float, gap_s: float = VISITOR_GAP_S) -> None:
+    """Endless demo traffic like a B2B site's day, sped up: mostly anonymous readers, some
+    known leads, now and then a buyer (the first visitor is one, so alerts come at once);
+    one visitor after another, `gap_s` apart."""
     rng = random.Random(seed)
     n = 0
     while True:
         n += 1
-        kind = rng.choices(KINDS, weights=(3, 2, 2))[0]
+        kind = "hot" if n == 1 else rng.choices(KINDS, weights=VISITOR_MIX)[0]
         for status in play(base_url, journey(rng, n, kind=kind), pause_s):
             if status >= 400:
                 print(f"demo: the collector answered {status}")
+        time.sleep(gap_s)
 
 
 def _with_message_ids(rng: random.Random, calls: list[Call]) -> list[Call]:

@@ -24,10 +24,11 @@ import redis
 from prometheus_client import REGISTRY
 
 from alerts.dispatcher import Dispatcher
+from alerts.outbox import WebhookSender
 from config.routing import load_routing
 from config.settings import CONFIG_DIR, Settings
 from contracts import codec
-from contracts.read_model import RedisKeys
+from contracts.read_model import RedisKeys, encode_profile
 from dbl.embedded import wait_for_port
 from tests.conftest import alert, publish, start_module, stop_processes, wait_until
 
@@ -224,8 +225,8 @@ def test_throttles_count_in_event_time_and_never_hold_back_sales_ready(
     assert redis_client.xlen(keys.rep_alerts("sam")) == 4
 
 
-def test_quiet_hours_defer_sales_ready_pushes_and_drop_the_rest(
-    delivery_settings: Settings, redis_client: redis.Redis
+def test_quiet_hours_hold_every_push_for_one_digest_when_they_end(
+    delivery_settings: Settings, redis_client: redis.Redis, receiver: Receiver
 ):
     keys = RedisKeys(delivery_settings.redis_prefix)
     routing = load_routing(delivery_settings.config_dir / "routing.toml")
@@ -234,12 +235,58 @@ def test_quiet_hours_defer_sales_ready_pushes_and_drop_the_rest(
     dispatcher = Dispatcher(redis_client, keys, routing)
     night = int(datetime.fromisoformat("2026-03-11T03:30:00-04:00").timestamp() * 1000)
     now = 1_000_000
-    dispatcher.deliver(alert("k1", "key_action", ts=night), now)
-    dispatcher.deliver(alert("s1", "sales_ready", ts=night), now)
+    held = [
+        alert("k1", "key_action", ts=night, thread="visit-1"),
+        alert("s1", "sales_ready", ts=night + 1000, thread="visit-1"),  # an update
+        alert("v2", "live_visit", ts=night + 60_000, thread="visit-2"),
+    ]
+    assert [dispatcher.deliver(a, now) for a in held] == ["delivered", "updated", "delivered"]
     due = dict(redis_client.zrange(keys.webhook_due, 0, -1, withscores=True))
-    assert set(due) == {b"s1:sam:0", b"s1:sam:1"}, "the key action waits on the page only"
-    assert due[b"s1:sam:0"] == now + 3.5 * 3_600_000, "pushed at 07:00 local"
-    assert redis_client.xlen(keys.rep_alerts("sam")) == 2, "both on the live page at once"
+    morning = now + 3.5 * 3_600_000  # 07:00 local
+    digest = f"digest-{night + int(3.5 * 3_600_000)}:sam"
+    assert due == {f"{digest}:0".encode(): morning, f"{digest}:1".encode(): morning}
+    assert redis_client.xlen(keys.rep_alerts("sam")) == 3, "all on the live page at once"
+
+    for job in due:
+        redis_client.zadd(keys.webhook_due, {job: 0})  # the morning has come
+    sender = WebhookSender(redis_client, keys, routing, delivery_settings)
+    assert sender.send_due() == 2
+    wait_until(lambda: len(receiver.calls) == 2, what="one digest per webhook")
+    json_call = receiver.on("/json")[0]
+    verify(json_call)
+    body = codec.loads(json_call["body"])
+    assert body["type"] == "alert.digest"
+    assert [a["id"] for a in body["alerts"]] == ["k1", "s1", "v2"], "the digest = the held"
+    slack = codec.loads(receiver.on("/slack")[0]["body"])["text"]
+    assert slack.startswith("*While you were away* (3 alerts)")
+    wait_until(lambda: redis_client.zcard(keys.webhook_due) == 0, what="the digests done")
+    assert redis_client.hlen(keys.webhook_jobs) == 0
+    assert not redis_client.exists(keys.digest(f"{digest}:0"), keys.digest(f"{digest}:1"))
+
+
+def test_a_daily_digest_lists_the_days_hottest_leads_once(
+    delivery_settings: Settings, redis_client: redis.Redis, receiver: Receiver
+):
+    keys = RedisKeys(delivery_settings.redis_prefix)
+    routing = load_routing(delivery_settings.config_dir / "routing.toml")
+    eight = int(datetime.fromisoformat("2026-03-11T08:10:00-05:00").timestamp() * 1000)
+    for person, engagement in (("dana@acme.com", 40.0), ("lee@globex.io", 12.0)):
+        view = {"person": person, "name": person[:3], "grade": "A2", "engagement": engagement}
+        view["top_signals"] = [["Viewed pricing", engagement]]
+        redis_client.hset(keys.profile(person), mapping=encode_profile(view))
+        redis_client.zadd(keys.rep_recent("sam"), {person: eight - 3_600_000})
+    redis_client.zadd(keys.rep_recent("sam"), {"old@initech.com": eight - 2 * 86_400_000})
+    sender = WebhookSender(redis_client, keys, routing, delivery_settings)
+    assert sender.queue_daily_digests(eight - 20 * 60_000) == 0, "07:50: not yet"
+    assert sender.queue_daily_digests(eight) == 1, "Sam's 08:00 (Chicago) digest"
+    assert sender.queue_daily_digests(eight + 60_000) == 0, "once a day"
+    assert sender.send_due() == 2
+    wait_until(lambda: len(receiver.calls) == 2, what="the digest on both webhooks")
+    body = codec.loads(receiver.on("/json")[0]["body"])
+    assert (body["type"], body["day"]) == ("leads.daily", "2026-03-11")
+    assert [lead["person"] for lead in body["leads"]] == ["dana@acme.com", "lee@globex.io"]
+    slack = codec.loads(receiver.on("/slack")[0]["body"])["text"]
+    assert "1. dan: A2, engagement 40.0: Viewed pricing (40.0)" in slack
 
 
 def test_a_hanging_receiver_never_delays_another_destination(

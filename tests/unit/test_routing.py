@@ -58,11 +58,11 @@ def test_quiet_hours_span_midnight_in_the_reps_time_zone():
     )
 
 
-def test_quiet_hours_hold_sales_ready_until_morning_and_drop_other_pushes():
+def test_quiet_hours_hold_every_push_until_morning():
     alex, night = ROUTING.reps["alex"], ms("2026-03-10T23:30:00-04:00")
     morning = ms("2026-03-11T07:00:00-04:00")
     assert push_at({"kind": "sales_ready", "ts": night}, alex) == morning
-    assert push_at({"kind": "live_visit", "ts": night}, alex) is None
+    assert push_at({"kind": "live_visit", "ts": night}, alex) == morning
     day = ms("2026-03-11T10:00:00-04:00")
     assert push_at({"kind": "live_visit", "ts": day}, alex) == day
     sam = ROUTING.reps["sam"]  # no quiet hours
