@@ -96,8 +96,7 @@ def measure(checkout: Path, minutes: float) -> dict[str, Any]:
         time.sleep(minutes * 60)
         routing = tomllib.loads((checkout / "config" / "routing.toml").read_text())
         by_rep = {
-            rep: _get(f"{base}/v1/alerts?rep={rep}&limit=500")["alerts"]
-            for rep in routing["reps"]
+            rep: _get(f"{base}/v1/alerts?rep={rep}&limit=500")["alerts"] for rep in routing["reps"]
         }
     finally:
         os.killpg(process.pid, signal.SIGINT)

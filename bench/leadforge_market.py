@@ -25,8 +25,10 @@ arrive after the older cohort's history, as leads created after a model was trai
 Each newer lead keeps its own timeline, but all of them start on the same day: when the
 last of their signals is scored, every one of them is 30 days old, so one read of the rep
 API sees each lead as it stands on its 30th day (a decayed lead has cooled by then).
-Dates are days; each signal gets a seeded time of day. Day 0 of the world is placed so
-that everything lies within the collector's year.
+Dates are days; each signal gets a seeded time of day. The world is placed so that the
+newer cohort's 30th day ends as the benchmark sends it (the live system's clock is the
+receive time: read months later, every lead would have cooled) and everything lies
+within the collector's year.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ import pandas as pd
 
 DAY_MS: Final = 86_400_000
 SNAPSHOT_DAYS: Final = 30
+# The newer cohort's last signal is this long before the benchmark starts sending it.
+READ_MARGIN_MS: Final = 10 * 60_000
 RECIPE: Final = "b2b_saas_procurement_v1"
 TIERS: Final = ("intro", "intermediate", "advanced")
 # leadforge's 30-day snapshot features that say nothing of the outcome (its feature
@@ -119,8 +123,8 @@ def generate(tier: str, seed: int, directory: Path, leads: int = 5000) -> Path:
 def market(
     world: Path, *, now_ms: int, seed: int = 0, older_share: float = 0.7, gap_days: int = 150
 ) -> Market:
-    """A saved world as calls, its last newer signal `gap_days`-plus-a-month after the older
-    cohort's first and well before `now_ms`."""
+    """A saved world as calls: the older cohort's history, then `gap_days` later the newer
+    cohort's first 30 days, ending `READ_MARGIN_MS` before `now_ms`."""
     tables = {
         name: pd.read_parquet(world / "tables" / f"{name}.parquet")
         for name in ("leads", "contacts", "accounts", "sessions", "touches")
@@ -130,12 +134,13 @@ def market(
     leads = tables["leads"].sort_values(["lead_created_at", "lead_id"]).reset_index(drop=True)
     cut = int(len(leads) * older_share)
     older_ids = set(leads["lead_id"][:cut])
-    first_day = _day(leads["lead_created_at"].min())
     # Every newer lead starts on the last creation day: read once, all are 30 days old.
     last_day = _day(leads["lead_created_at"].max())
     start = {row.lead_id: last_day - _day(row.lead_created_at) for row in leads.itertuples()}
-    # Day 0 lands 320 days before now: the newer cohort ends about 110 days before now.
-    origin = (now_ms // DAY_MS - 320) * DAY_MS - first_day
+    # The newer cohort's 30th day ends just before `now_ms`: the rep API is read "on day
+    # 30", as the live system's clock (receive time) stands then. Were it read months
+    # later, every lead would have cooled by the wall clock, as it should live.
+    origin = now_ms - READ_MARGIN_MS - (SNAPSHOT_DAYS + 1 + gap_days) * DAY_MS - last_day
     rng = random.Random(seed)
     older: list[Call] = []
     newer: list[Call] = []

@@ -52,6 +52,7 @@ def test_cohorts_split_by_creation_and_arrive_in_time_order(world: Path, market:
         assert times[0] > NOW - 365 * DAY_MS, "within the collector's year"
         assert times[-1] < NOW
     assert ms(market.newer[0]) > ms(market.older[-1]), "newer leads come after the history"
+    assert NOW - ms(market.newer[-1]) < 2 * DAY_MS, "their 30th day is now: read as live"
     older = {c["userId"] for c in market.older}
     assert older.isdisjoint(market.labels)
     assert {c["userId"] for c in market.newer} == set(market.labels)
