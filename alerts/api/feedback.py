@@ -113,6 +113,8 @@ class Feedback:
         said = said or await self._delivered(alert_id)
         if said["rep"] != rep:
             raise HTTPError(403, "this alert went to another rep")
+        if rep not in self._routing.reps:
+            raise HTTPError(404, f"rep {rep!r} is no longer in routing.toml")
         subject = said["contact"] if scope == "lead" else said["account"]
         if action == SNOOZE and subject is None:
             raise HTTPError(400, f"this alert has no {scope} to snooze")

@@ -101,6 +101,14 @@ def test_ratings_and_a_snooze_from_the_page_api_and_slack(
         assert reps.post("/v1/slack/actions", content=forged, headers=headers).status_code == 401
         stale, headers = slack_click(secret, action_id, "useful", now - 3600)
         assert reps.post("/v1/slack/actions", content=stale, headers=headers).status_code == 401
+        for body in (b"payload=%7B", b"payload=[]", b"\xff\xfe", b"nothing=1"):
+            headers = slack_click(secret, action_id, "useful", now)[1]
+            base = f"v0:{now}:".encode() + body
+            headers["x-slack-signature"] = (
+                "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+            )
+            answer = reps.post("/v1/slack/actions", content=body, headers=headers)
+            assert answer.status_code == 400, body
         rated = reps.get("/v1/alerts/precision", headers=ADMIN).json()
         assert rated["by_kind"]["key_action"]["already_working"] == 1
         assert "dbl_alert_feedback_total" in reps.get("/metrics").text
