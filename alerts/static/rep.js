@@ -114,8 +114,12 @@ async function refreshHot() {
   const hot = await response.json();
   text($("rep-name"), "— " + hot.name);
   const list = $("hot");
-  list.replaceChildren(...hot.leads.map((lead) =>
-    item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") + " — " + lead.grade + ", " + lead.engagement)));
+  // Hottest first, each with its biggest reason: who to call first, and why.
+  list.replaceChildren(...hot.leads.map((lead) => {
+    const why = (lead.top_signals || []).slice(0, 2).map(([label]) => label).join(", ");
+    return item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") +
+      " — " + lead.grade + ", " + lead.engagement + (why ? " · " + why : ""));
+  }));
   $("hot-empty").hidden = hot.leads.length > 0;
 }
 
@@ -130,8 +134,9 @@ async function refreshPresent() {
   $("present").replaceChildren(...present.leads.map((lead) => {
     const visit = lead.presence;
     const pages = visit.pages === 1 ? "1 page" : visit.pages + " pages";
+    const engaged = visit.engaged_seconds >= 1 ? " · " + minutes(visit.engaged_seconds) + " engaged" : "";
     const row = item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") + " — " + lead.grade +
-      " · on " + visit.page + " · " + pages + " · " + minutes(visit.engaged_seconds) + " engaged");
+      " · on " + visit.page + " · " + pages + engaged);
     row.dataset.person = lead.person;
     return row;
   }));

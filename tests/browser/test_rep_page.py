@@ -55,6 +55,7 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     assert "is looking at pricing, then is on /pricing now" in told
     sam.wait_for_selector("#hot li", timeout=11_000)
     assert "A2" in sam.inner_text("#hot")
+    assert "Viewed pricing" in sam.inner_text("#hot"), "and why"
     sam.click(".alert.sales_ready summary")
     assert "Viewed /pricing" in sam.inner_text(".alert.sales_ready .activity")
     assert not sam.is_visible(".alert.sales_ready .identity"), "the CRM named her: verified"
