@@ -94,9 +94,10 @@ class Profile:
     visit_engaged: float = 0.0
     left: bool = False
     # Engaged seconds counted by engaged-time key actions: this visit's by action id, and
-    # per UTC day (action id -> day number -> seconds) for those counted over days.
-    dwell: dict[str, float] = field(default_factory=dict)
-    dwell_days: dict[str, dict[int, float]] = field(default_factory=dict)
+    # per UTC day (action id -> day number -> seconds) for those counted over days. None
+    # until used: most of a million visitors never use them (an empty dict is 64 bytes).
+    dwell: dict[str, float] | None = None
+    dwell_days: dict[str, dict[int, float]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def _record_visit(
     ts = signal["ts"]
     if touch.new_web_session:
         profile.visit_start, profile.visit_pages, profile.visit_engaged = ts, 0, 0.0
-        profile.dwell = {}
+        profile.dwell = None
     profile.page = path_of(signal) or profile.page
     profile.left = signal["event"] == LEFT
     if signal["type"] in ("page", "screen"):
@@ -168,7 +169,10 @@ def _record_visit(
         return ()
     seconds = credit(signal, previous_web, ts)
     profile.visit_engaged += seconds
-    return count_engaged(profile.dwell, profile.dwell_days, signal, seconds, model)
+    dwell, dwell_days = profile.dwell or {}, profile.dwell_days or {}
+    crossed = count_engaged(dwell, dwell_days, signal, seconds, model)
+    profile.dwell, profile.dwell_days = dwell or None, dwell_days or None
+    return crossed
 
 
 def _touch_sessions(profile: Profile, signal: Envelope, model: ScoringModel) -> Touch:
@@ -227,8 +231,9 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
             history.left,
         )
         profile.visit_pages, profile.visit_engaged = history.visit_pages, history.visit_engaged
-        profile.dwell = dict(history.dwell)
-    for action, days in history.dwell_days.items():
+        profile.dwell = dict(history.dwell) if history.dwell else None
+    for action, days in (history.dwell_days or {}).items():
+        profile.dwell_days = profile.dwell_days or {}
         mine = profile.dwell_days.setdefault(action, {})
         for day, seconds in days.items():
             mine[day] = mine.get(day, 0.0) + seconds

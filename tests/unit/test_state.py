@@ -224,4 +224,4 @@ def test_a_profile_packed_before_presence_restores_with_no_visit():
     )
     assert dana.traits == {"title": "VP"}
     assert (dana.visit_start, dana.page, dana.visit_pages, dana.left) == (0, "", 0, False)
-    assert (dana.dwell, dana.dwell_days) == ({}, {})
+    assert (dana.dwell, dana.dwell_days) == (None, None)
