@@ -50,9 +50,6 @@ DECILES: Final = 10
 # The share of observed leads the learned bands make sales-ready: the top tenth, where a
 # model's lift is highest.
 SALES_READY_SHARE: Final = 0.1
-# Fit bands tried (the quantiles of A, B and C), from the hand-set model's shape to one
-# that lets engagement alone decide (everyone A) when fit hardly predicts.
-FIT_QUANTILES: Final = ((0.8, 0.5, 0.2), (0.6, 0.3, 0.1), (0.4, 0.2, 0.05), (0.0, 0.0, 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +145,8 @@ def train(
         )
     fit_scores = X[:, len(engagement) :] @ points[len(engagement) :]
     engagement_scores = X[:, : len(engagement)] @ points[: len(engagement)]
-    fit_bands, engagement_bands = _grid(fit_scores, engagement_scores)
+    fit_bands = _bands(np.clip(fit_scores, 0, 100), "ABC", (0.8, 0.5, 0.2))
+    engagement_bands = _engagement_bands(fit_scores, engagement_scores, fit_bands)
     chance = Probability(training.outcome, training.within_days, scorer.intercept_, per_point)
     card = _card(
         training,
@@ -257,26 +255,6 @@ def _bands(values: Any, names: str, quantiles: tuple[float, ...]) -> dict[str, f
         name: max(cuts[name], *(cuts[n] for n in names[names.index(name) + 1 :]), 0.0)
         for name in names
     }
-
-
-def _grid(fit: Any, engagement: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """Fit and engagement bands whose sales-ready cells hold the leads the learned score
-    ranks highest: of the fit bandings in `FIT_QUANTILES` (each with engagement bands for
-    `SALES_READY_SHARE`), the one whose sales-ready observations overlap most with the top
-    `SALES_READY_SHARE` by score. Labels are not used: where fit predicts little, fit bands
-    that keep half the leads out of sales-ready would throw the ranking away."""
-    score = fit + engagement
-    top = score >= np.quantile(score, 1 - SALES_READY_SHARE)
-    best: tuple[int, dict[str, float], dict[str, float]] | None = None
-    for quantiles in FIT_QUANTILES:
-        fit_bands = _bands(np.clip(fit, 0, 100), "ABC", quantiles)
-        engagement_bands = _engagement_bands(fit, engagement, fit_bands)
-        grades = _grades(fit, engagement, fit_bands, engagement_bands)
-        overlap = int(np.sum(top & np.array([g in SALES_READY for g in grades])))
-        if best is None or overlap > best[0]:
-            best = (overlap, fit_bands, engagement_bands)
-    assert best is not None
-    return best[1], best[2]
 
 
 def _engagement_bands(fit: Any, engagement: Any, fit_bands: dict[str, float]) -> dict[str, float]:
