@@ -6,6 +6,7 @@ The same functions score an anonymous cookie (in the identity step) and a known 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -352,7 +353,9 @@ def recognize(profile: Profile, how: str) -> None:
 
 
 def _record_activity(profile: Profile, ts: int, what: str) -> None:
-    profile.activity.append((ts, what))
+    # Lines repeat across people ("Viewed /pricing"): one shared string each, freed once
+    # no profile holds it.
+    profile.activity.append((ts, sys.intern(what)))
     if len(profile.activity) > 1 and profile.activity[-2][0] > ts:
         profile.activity.sort()
     del profile.activity[:-ACTIVITY_LENGTH]
