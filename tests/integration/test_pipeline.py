@@ -151,6 +151,9 @@ def _replay(settings: Settings, alert: dict[str, Any]) -> None:
         ("/reps/sam", "demo-token-alex", 401, "token for this rep"),
         ("/v1/reps/sam/events", "", 401, "token for this rep"),
         ("/v1/reps/sam/hot", "wrong-token-xyz", 401, "token for this rep"),
+        ("/v1/reps/sam/present", "demo-token-alex", 401, "token for this rep"),
+        ("/v1/reps/ghost/present", "demo-admin-token", 404, "no rep 'ghost'"),
+        ("/v1/alerts/precision", "demo-token-sam", 401, "admin token"),
         ("/v2/anything", "", 404, "no endpoint"),
     ],
 )
@@ -185,6 +188,8 @@ def test_a_crm_sync_of_an_owned_contact_never_says_they_are_on_the_site(
     )
     time.sleep(1.0)
     assert [a["kind"] for a in _stream(redis_client, keys, "sam")] == []
+    assert (_profile(redis_client, keys, "crm-42") or {})["presence"] is None
+    assert redis_client.zcard(keys.rep_present("sam")) == 0, "not on Sam's 'on the site now'"
 
 
 def test_a_late_signal_neither_resets_nor_overfills_a_days_cap(
