@@ -46,6 +46,9 @@ class RuleScorer:
             solver="liblinear",
             intercept_scaling=100.0,
             max_iter=self.max_iter,
+            # liblinear visits coordinates in a shuffled order: a fixed seed makes the same
+            # history give the same model, run after run and on any number of processes.
+            random_state=0,
         )
 
     def fit(self, X: Any, y: Any) -> RuleScorer:

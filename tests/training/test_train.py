@@ -67,6 +67,16 @@ def test_the_learned_model_backtests_better_than_the_hand_set_one(learned, tmp_p
     assert mine["score"] > theirs["score"]
 
 
+def test_the_same_history_gives_the_same_model_on_any_number_of_processes(learned, tmp_path: Path):
+    export, first, _ = learned
+    again = tmp_path / "two" / "scoring.toml"
+    train(Settings(), Training(export=export, min_support=10, processes=2), again, quiet=True)
+    assert again.read_bytes() == first.read_bytes()
+    assert (again.parent / "model_card.md").read_bytes() == (
+        first.parent / "model_card.md"
+    ).read_bytes()
+
+
 def test_it_refuses_with_too_few_outcomes(tmp_path: Path):
     market = world(22, leads=60, days=150)
     export = write_export(market.signals, tmp_path / "events.jsonl.gz")
