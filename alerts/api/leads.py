@@ -9,7 +9,7 @@ failed every attempt, admin)."""
 from __future__ import annotations
 
 import time
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from alerts.access import Access
 from alerts.store import ReadModel
@@ -50,10 +50,7 @@ class Leads:
         client, keys = self._store.client, self._store.keys
         since = int(time.time() * 1000) - HOT_WINDOW_MS
         people = cast(list[bytes], await client.zrangebyscore(keys.rep_recent(rep), since, "+inf"))
-        pipe = client.pipeline(transaction=False)
-        for person in people:
-            pipe.hgetall(keys.profile(person.decode()))
-        profiles = [decode_profile(fields) for fields in await pipe.execute() if fields]
+        profiles = await self._profiles(people)
         profiles.sort(key=lambda p: -float(p.get("engagement") or 0))
         answer = {"rep": rep, "name": self._routing.reps[rep].name, "leads": profiles}
         await respond_json(send, 200, answer)
@@ -65,10 +62,7 @@ class Leads:
         now, timeout = int(time.time() * 1000), int(self._routing.presence_timeout_ms)
         key = keys.rep_present(rep)
         people = cast(list[bytes], await client.zrevrangebyscore(key, "+inf", now - timeout))
-        pipe = client.pipeline(transaction=False)
-        for person in people:
-            pipe.hgetall(keys.profile(person.decode()))
-        profiles = [decode_profile(fields) for fields in await pipe.execute() if fields]
+        profiles = await self._profiles(people)
         present = [
             p
             for p in profiles
@@ -76,6 +70,13 @@ class Leads:
         ]
         answer = {"rep": rep, "timeout_seconds": timeout / 1000, "leads": present}
         await respond_json(send, 200, answer)
+
+    async def _profiles(self, people: list[bytes]) -> list[dict[str, Any]]:
+        """The profiles of these people (one round trip), leaving out any gone since."""
+        pipe = self._store.client.pipeline(transaction=False)
+        for person in people:
+            pipe.hgetall(self._store.keys.profile(person.decode()))
+        return [decode_profile(fields) for fields in await pipe.execute() if fields]
 
     async def _profile(self, request: Request, send: Send) -> None:
         person = request.params["person"]

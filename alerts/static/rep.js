@@ -108,6 +108,11 @@ function addFeedback(card, alert) {
   }
 }
 
+// A lead in the side lists: "Dana Ruiz (Acme)".
+function who(lead) {
+  return (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "");
+}
+
 async function refreshHot() {
   const response = await fetch("/v1/reps/" + encodeURIComponent(rep) + "/hot?" + auth, { cache: "no-store" });
   if (!response.ok) return;
@@ -117,8 +122,7 @@ async function refreshHot() {
   // Hottest first, each with its biggest reason: who to call first, and why.
   list.replaceChildren(...hot.leads.map((lead) => {
     const why = (lead.top_signals || []).slice(0, 2).map(([label]) => label).join(", ");
-    return item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") +
-      " — " + lead.grade + ", " + lead.engagement + (why ? " · " + why : ""));
+    return item("li", who(lead) + " — " + lead.grade + ", " + lead.engagement + (why ? " · " + why : ""));
   }));
   $("hot-empty").hidden = hot.leads.length > 0;
 }
@@ -135,8 +139,7 @@ async function refreshPresent() {
     const visit = lead.presence;
     const pages = visit.pages === 1 ? "1 page" : visit.pages + " pages";
     const engaged = visit.engaged_seconds >= 1 ? " · " + minutes(visit.engaged_seconds) + " engaged" : "";
-    const row = item("li", (lead.name || lead.person) + (lead.company ? " (" + lead.company + ")" : "") + " — " + lead.grade +
-      " · on " + visit.page + " · " + pages + engaged);
+    const row = item("li", who(lead) + " — " + lead.grade + " · on " + visit.page + " · " + pages + engaged);
     row.dataset.person = lead.person;
     return row;
   }));
