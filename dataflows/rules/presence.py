@@ -35,7 +35,8 @@ CLOCK_SLACK_S: Final = 1.0
 
 
 def is_engaged_time(signal: Mapping[str, Any]) -> bool:
-    """A report of engaged time (not an action of its own: no timeline line, no points)."""
+    """A report of engaged time: not an action of its own (no timeline line; only a rule
+    that names these events gives it points)."""
     return signal.get("type") == "track" and signal.get("event") in ENGAGED_TIME_EVENTS
 
 

@@ -69,7 +69,8 @@ def test_engaged_time_is_credited_no_faster_than_the_clock():
 def test_bad_claims_of_engaged_time_count_nothing():
     lead = Lead(**VP)
     lead.send(page_view("/pricing", ts=at(0), received_at=at(0)))
-    for n, claim in enumerate([-5, "30", None, True, float("inf"), [30], {"s": 30}], start=1):
+    claims = [-5, "30", "\uff13\uff10", "\u0663\u0660", None, True, float("inf"), [30], {"s": 30}]
+    for n, claim in enumerate(claims, start=1):
         view = lead.send(engaged("/pricing", claim, seconds_after(0, 15 * n)))
     assert view["presence"]["engaged_seconds"] == 0.0
 
