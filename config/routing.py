@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from config.scoring import MINUTE_MS
 from config.toml import Table
 
 WEBHOOK_FORMATS = ("slack", "json")
+WEBHOOK_SECRET_PREFIX = "whsec_"
 ALERT_KINDS = ("sales_ready", "cooling", "key_action", "live_visit", "account_surge")
 # What the CRM says of a lead, as suppression reads it (`alerts.routing.crm_states`).
 CRM_STATES = ("customer", "open_opportunity", "disqualified")
@@ -214,9 +216,32 @@ def _webhook(t: Table) -> Webhook:
     if fmt not in WEBHOOK_FORMATS:
         raise t.error("format", f"must be one of {WEBHOOK_FORMATS}, got {fmt!r}")
     secret = t.secret("secret")
-    if len(secret) < 8:
-        raise t.error("secret", "must be at least 8 characters")
+    problem = webhook_secret_problem(secret)
+    if problem:
+        raise t.error("secret", problem)
     return Webhook(url, fmt, secret)
+
+
+def webhook_secret_problem(secret: str) -> str | None:
+    """Why `secret` is not a Standard Webhooks secret (`whsec_` and 24 to 64 random bytes in
+    base64, as receivers' libraries expect), or None.
+
+    >>> webhook_secret_problem("whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3")
+    >>> webhook_secret_problem("change-me")[:40]
+    'must be a Standard Webhooks secret, "whs'
+    """
+    body = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(body, validate=True)
+    except ValueError:
+        key = b""
+    if secret.startswith(WEBHOOK_SECRET_PREFIX) and 24 <= len(key) <= 64:
+        return None
+    return (
+        f'must be a Standard Webhooks secret, "{WEBHOOK_SECRET_PREFIX}" and 24 to 64 random '
+        'bytes in base64; make one with: python -c "import base64, secrets; '
+        f"print('{WEBHOOK_SECRET_PREFIX}' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+    )
 
 
 def _team(t: Table, reps: dict[str, Rep]) -> tuple[str, ...]:

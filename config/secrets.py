@@ -21,7 +21,7 @@ DEMO_SECRETS: Final = frozenset(
         "demo-token-alex",
         "demo-token-sam",
         "demo-token-mia",
-        "change-me",
+        "whsec_ZGVtby13ZWJob29rLXNlY3JldC1jaGFuZ2UtbWUtMzI=",
         "demo-slack-signing-secret",
     }
 )

@@ -136,6 +136,24 @@ def test_webhooks_must_be_http_urls_with_a_known_format_and_a_secret(tmp_path):
         load_routing(config / "routing.toml")
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "long-enough-but-not-standard",
+        "whsec_not*base64",
+        "whsec_c2hvcnQ=",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3",
+    ],
+)
+def test_webhook_secrets_are_standard_webhooks_secrets(tmp_path, secret):
+    config = _copy_config(tmp_path)
+    with (config / "routing.toml").open("a") as fh:
+        fh.write('\n[[reps.sam.webhooks]]\nurl = "https://hooks.example/x"\nformat = "json"\n')
+        fh.write(f'secret = "{secret}"\n')
+    with pytest.raises(ConfigError, match=r"reps\.sam\.webhooks\[0\]\.secret must be a Standard"):
+        load_routing(config / "routing.toml")
+
+
 def test_settings_come_from_named_variables():
     settings = Settings.from_environment({"DBL_COLLECTOR_PORT": "9000", "REDIS_URL": "redis://x"})
     assert settings.collector_port == 9000

@@ -6,8 +6,12 @@ import base64
 import hashlib
 import hmac
 import random
+import time
 from collections import Counter
 from datetime import UTC, datetime
+
+import pytest
+import standardwebhooks
 
 from alerts.routing import in_quiet_hours, push_at, quiet_hours_end
 from alerts.webhooks import backoff_s, render, sign, slack_text
@@ -70,10 +74,23 @@ def test_quiet_hours_hold_every_push_until_morning():
 
 
 def test_signature_follows_standard_webhooks():
+    key = bytes(range(32))
+    secret = "whsec_" + base64.b64encode(key).decode()
     body = b'{"x":1}'
-    signature = sign("s3cret-key", "msg_1", 1_700_000_000, body)
-    expected = hmac.new(b"s3cret-key", b"msg_1.1700000000." + body, hashlib.sha256).digest()
+    signature = sign(secret, "msg_1", 1_700_000_000, body)
+    # The spec: HMAC-SHA256 keyed by the secret's decoded bytes, over "<id>.<timestamp>.<body>".
+    expected = hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()
     assert signature == "v1," + base64.b64encode(expected).decode()
+    # And what a receiver's Standard Webhooks library accepts (or refuses, body changed).
+    now = int(time.time())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(secret, "msg_1", now, body),
+    }
+    assert standardwebhooks.Webhook(secret).verify(body, headers) == {"x": 1}
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(secret).verify(b'{"x":2}', headers)
 
 
 ALERT = {
