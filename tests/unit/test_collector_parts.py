@@ -7,6 +7,9 @@ import gzip
 from pathlib import Path
 
 import pytest
+from crawleruseragents import CRAWLER_USER_AGENTS_DATA, is_crawler
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.settings import CONFIG_DIR
 from config.sites import Site, load_sites
@@ -14,7 +17,7 @@ from contracts import email_links
 from contracts.envelope import InvalidEvent
 from tracking.esp import sendgrid_envelopes
 from tracking.imports import read_attendance
-from tracking.machines import email_machine, truncate_ip, web_bot
+from tracking.machines import CrawlerIndex, email_machine, truncate_ip, web_bot
 from tracking.ratelimit import RateLimiter
 
 SITES = load_sites(CONFIG_DIR / "sites.toml")
@@ -33,11 +36,45 @@ NOW = 1_767_225_600
         ("HeadlessChrome/120.0", True),
         ("python-requests/2.32", True),
         ("curl/8.5.0", True),
+        # From the maintained list only: none of them says "bot" or "crawl".
+        ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", True),
+        ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Amazonbot/0.1)", True),
+        ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True),
+        ("Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", True),
+        ("axios/1.7.2", True),
+        ("Java/17.0.2", True),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            False,
+        ),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0", False),
         (None, False),
     ],
 )
 def test_web_bots_by_user_agent(agent, bot):
     assert (web_bot(agent) is not None) is bot
+
+
+INDEX = CrawlerIndex(c["pattern"] for c in CRAWLER_USER_AGENTS_DATA)
+INSTANCES = [agent for c in CRAWLER_USER_AGENTS_DATA for agent in c.get("instances", [])]
+
+
+def test_every_crawler_the_list_knows_is_a_web_bot():
+    assert len(INSTANCES) > 1000
+    assert [agent for agent in INSTANCES if not INDEX.matches(agent)] == []
+    assert [agent for agent in INSTANCES if web_bot(agent) is None] == []
+
+
+@given(
+    st.sampled_from([CHROME, *INSTANCES]),
+    st.text(max_size=40),
+    st.integers(min_value=0, max_value=200),
+)
+def test_the_index_agrees_with_the_list(agent, noise, at):
+    """The index answers as the list's own matcher, on its crawlers and on altered ones."""
+    for text in (agent, agent[:at] + noise + agent[at:], noise, agent.swapcase()):
+        assert INDEX.matches(text) is is_crawler(text)
 
 
 def test_email_scanners_and_privacy_proxies():
