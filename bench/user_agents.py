@@ -44,7 +44,7 @@ def main() -> None:
     web_bot.cache_clear()
     new = per_event_us(events, lambda n: AGENT.format(REPEATED + n))
     print(f"decode, user agent seen before: {seen:.1f} µs per event")
-    print(f"decode, every user agent new:   {new:.1f} µs per event ({new / seen:.1f}× seen)")
+    print(f"decode, every user agent new:   {new:.1f} µs per event ({new / seen:.1f} times)")
 
 
 if __name__ == "__main__":

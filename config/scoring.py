@@ -38,7 +38,8 @@ class Conditions:
 @dataclass(frozen=True, slots=True)
 class EngagementRule:
     """Points (halving every `half_life_ms`) for a signal matching `when`, at most
-    `daily_cap` points per person per UTC day."""
+    `daily_cap` points per person per UTC day; a `latest` rule's points come from the latest
+    matching signal alone (how recently it was seen, not how often)."""
 
     id: str
     label: str
@@ -46,6 +47,7 @@ class EngagementRule:
     half_life_ms: float
     when: Conditions
     daily_cap: float | None = None
+    latest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,8 @@ class ScoringModel:
     # The chance of an outcome from the score, when the model knows it.
     probability: Probability | None = None
     half_lives: dict[str, float] = field(init=False, compare=False, repr=False)
+    # The `latest` rules' ids.
+    latest: frozenset[str] = field(init=False, compare=False, repr=False)
     labels: dict[str, str] = field(init=False, compare=False, repr=False)
     # The rules that can match a signal, by its type and its event name (see `candidates`).
     _by_type: dict[str, tuple[EngagementRule, ...]] = field(init=False, compare=False, repr=False)
@@ -174,6 +178,7 @@ class ScoringModel:
     def __post_init__(self) -> None:
         # Looked up once per signal: index the rules once.
         object.__setattr__(self, "half_lives", {r.id: r.half_life_ms for r in self.engagement})
+        object.__setattr__(self, "latest", frozenset(r.id for r in self.engagement if r.latest))
         object.__setattr__(self, "labels", {r.id: r.label for r in self.engagement})
         rules = self.engagement
         types = {t for r in rules for t in r.when.types}
@@ -214,7 +219,15 @@ _CONDITION_KEYS = (
     "links",
     "content_types",
 )
-_ENGAGEMENT_KEYS = ("id", "label", "points", "half_life_days", "daily_cap", *_CONDITION_KEYS)
+_ENGAGEMENT_KEYS = (
+    "id",
+    "label",
+    "points",
+    "half_life_days",
+    "daily_cap",
+    "latest",
+    *_CONDITION_KEYS,
+)
 _FIT_KEYS = ("id", "label", "trait", "group", "points", "matches", "in", "in_list", "at_least")
 _FIT_GRADES = ("A", "B", "C")
 _ENGAGEMENT_GRADES = ("1", "2", "3")
@@ -356,13 +369,18 @@ def _key_action(t: Table) -> KeyAction:
 
 def _engagement_rule(t: Table) -> EngagementRule:
     t.only(_ENGAGEMENT_KEYS)
+    latest = t.flag("latest", False)
+    daily_cap = t.number("daily_cap", None, positive=True)
+    if latest and daily_cap is not None:
+        raise t.error("daily_cap", "means nothing for a latest rule (one signal counts)")
     return EngagementRule(
         id=t.text("id"),
         label=t.text("label"),
         points=t.number("points"),
         half_life_ms=t.number("half_life_days", positive=True) * DAY_MS,
         when=_conditions(t),
-        daily_cap=t.number("daily_cap", None, positive=True),
+        daily_cap=daily_cap,
+        latest=latest,
     )
 
 

@@ -1,8 +1,9 @@
 """Candidate rules a model may learn, from what the recorded history holds: engagement
 rules for the page-path families, event names, event families (names sharing their first
 word, e.g. every `Sales …` event), channels, signal types and content types seen (each at
-several half-lives), and fit rules for the trait values, title words and size bands seen.
-Pure: envelopes in, rules out.
+several half-lives, counting signals, the days they came on, or the latest alone), and fit
+rules for the trait values, title words and size bands seen. Pure: envelopes in, rules
+out.
 
 >>> seen = Seen()
 >>> for n in range(30):
@@ -10,8 +11,8 @@ Pure: envelopes in, rules out.
 ...               "context": {"page": {"path": f"/pricing/{n}"}}})
 ...     seen.add({"type": "identify", "trust": "server", "context": {},
 ...               "props": {"title": "VP Sales", "company_size": n * 10}})
->>> [r.id for r in seen.engagement_rules(min_support=20)][:2]
-['page_pricing_7d', 'page_pricing_30d']
+>>> [r.id for r in seen.engagement_rules(min_support=20)][:4]
+['page_pricing_7d', 'page_pricing_days_7d', 'page_pricing_latest_7d', 'page_pricing_30d']
 >>> sorted(r.id for r in seen.fit_rules(min_support=20))[:3]
 ['size_at_least_120', 'size_at_least_180', 'size_at_least_240']
 """
@@ -22,13 +23,19 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from contracts.envelope import Envelope
 from contracts.feedback import is_feedback
 from dataflows.rules.outcomes import outcome_of
 
 HALF_LIVES_DAYS: Final = (7.0, 30.0, 90.0)
+# What an engagement candidate counts: its signals, the days it was seen on (a daily cap of
+# its points: coming back on five days is not clicking five times in a minute), or only
+# its latest signal (how recently, whatever how often: a `latest` rule).
+Counts = Literal["signals", "days", "latest"]
+COUNTS: Final[tuple[Counts, ...]] = ("signals", "days", "latest")
+_COUNTED: Final = {"signals": "", "days": ", days seen", "latest": ", last seen"}
 # Traits with few values, each value a candidate; numbers get bands instead.
 CATEGORIES: Final = ("industry", "country", "seniority", "department", "lead_source")
 NUMBERS: Final = ("company_size", "annual_revenue")
@@ -41,12 +48,14 @@ _SLUG: Final = re.compile(r"[^a-z0-9]+")
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One candidate rule: its id, a label a rep can read, and its TOML body (conditions or
-    the trait it reads); engagement candidates have a half-life."""
+    the trait it reads); engagement candidates have a half-life and say what they count
+    (`COUNTS`)."""
 
     id: str
     label: str
     body: tuple[tuple[str, Any], ...]
     half_life_days: float | None = None
+    counts: Counts = "signals"
 
 
 def slug(text: str) -> str:
@@ -135,9 +144,16 @@ class Seen:
             body = (("content_types", [content]),)
             families.append((f"content_{slug(content)}", f"Read {content}", body))
         return [
-            Candidate(f"{rule_id}_{days:g}d", f"{label} ({days:g}-day)", body, days)
+            Candidate(
+                f"{rule_id}{'' if counts == 'signals' else '_' + counts}_{days:g}d",
+                f"{label}{_COUNTED[counts]} ({days:g}-day)",
+                body,
+                days,
+                counts,
+            )
             for rule_id, label, body in families
             for days in HALF_LIVES_DAYS
+            for counts in COUNTS
         ]
 
     def _event_families(self, min_support: int) -> list[tuple[str, list[str]]]:

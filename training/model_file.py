@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from config.scoring import Probability
+from training.candidates import Counts
 
 # Tables a trained model writes itself; the deployment's others are kept.
 REPLACED: Final = re.compile(r"^\[\[?(engagement|fit|grade|probability)\]?\]")
@@ -29,13 +30,16 @@ MIN_FIT: Final = re.compile(r"^min_fit = .*$", re.MULTILINE)
 
 @dataclass(frozen=True, slots=True)
 class Weighted:
-    """A rule with the points it learned (and its half-life, for engagement)."""
+    """A rule with the points it learned (and for engagement, its half-life and what it
+    counts: a rule counting days gives its points once a day, `daily_cap`; one counting
+    the latest signal is `latest`)."""
 
     id: str
     label: str
     body: tuple[tuple[str, Any], ...]
     half_life_days: float | None
     points: float
+    counts: Counts = "signals"
 
 
 def _value(value: Any) -> str:
@@ -78,11 +82,12 @@ def model_text(
     for rule in engagement:
         lines += ["[[engagement]]", f"id = {_value(rule.id)}", f"label = {_value(rule.label)}"]
         lines += [f"{key} = {_value(value)}" for key, value in rule.body]
-        lines += [
-            f"points = {_value(rule.points)}",
-            f"half_life_days = {_value(rule.half_life_days)}",
-            "",
-        ]
+        lines += [f"points = {_value(rule.points)}"]
+        if rule.counts == "days":
+            lines += [f"daily_cap = {_value(abs(rule.points))}"]
+        elif rule.counts == "latest":
+            lines += ["latest = true"]
+        lines += [f"half_life_days = {_value(rule.half_life_days)}", ""]
     for rule in fit:
         lines += ["[[fit]]", f"id = {_value(rule.id)}", f"label = {_value(rule.label)}"]
         lines += [f"{key} = {_value(value)}" for key, value in rule.body]

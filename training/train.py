@@ -214,7 +214,7 @@ def _candidate_model(
 ) -> Path:
     """Every candidate worth 1 point, labelled by its id (features are read by label)."""
     folder.mkdir()
-    ones = [Weighted(c.id, c.id, c.body, c.half_life_days, 1.0) for c in engagement]
+    ones = [Weighted(c.id, c.id, c.body, c.half_life_days, 1.0, c.counts) for c in engagement]
     fits = [Weighted(c.id, c.id, c.body, None, 1.0) for c in fit]
     base = settings.scoring_path.read_text(encoding="utf-8")
     bands = {"A": 70.0, "B": 45.0, "C": 20.0}, {"1": 60.0, "2": 30.0, "3": 10.0}
@@ -238,7 +238,7 @@ def _matrix(found: Sequence[Observation], candidates: Sequence[Candidate]) -> An
 
 def _weighted(candidates: Sequence[Candidate], points: Any) -> list[Weighted]:
     return [
-        Weighted(c.id, c.label, c.body, c.half_life_days, round(float(p), 3))
+        Weighted(c.id, c.label, c.body, c.half_life_days, round(float(p), 3), c.counts)
         for c, p in zip(candidates, points, strict=True)
         if abs(p) >= NEGLIGIBLE
     ]

@@ -147,7 +147,7 @@ def apply_signal(profile: Profile, signal: Envelope, model: ScoringModel) -> Tou
     for rule in matching_rules(signal, model):
         points = capped_points(rule, ts, profile.given_today)
         if points:
-            profile.engagement.add(rule.id, points, ts, model.half_lives)
+            profile.engagement.add(rule.id, points, ts, model.half_lives, model.latest)
     _update_traits(profile, signal)
     if not is_engaged_time(signal):  # a page's report of time is no action of its own
         _record_activity(profile, ts, describe(signal))
@@ -219,7 +219,7 @@ def is_late(signal: Envelope, model: ScoringModel) -> bool:
 def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
     """Fold a history into a contact's profile: a cookie's anonymous one (once per link), or
     another contact key's own record (once per trusted merge)."""
-    profile.engagement.merge(history.engagement, model.half_lives)
+    profile.engagement.merge(history.engagement, model.half_lives, model.latest)
     merge_given(profile.given_today, history.given_today)
     _absorb_traits(profile, history)
     merged = sorted(profile.activity + history.activity)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from fnmatch import translate
 from functools import lru_cache
@@ -61,14 +61,31 @@ class Engagement:
     as_of: int = 0
     points: dict[str, float] = field(default_factory=dict)
 
-    def add(self, rule_id: str, points: float, ts: int, half_lives: Mapping[str, float]) -> None:
-        """Add a signal's points at event time `ts` (earlier or later than `as_of`)."""
+    def add(
+        self,
+        rule_id: str,
+        points: float,
+        ts: int,
+        half_lives: Mapping[str, float],
+        latest: Collection[str] = (),
+    ) -> None:
+        """Add a signal's points at event time `ts` (earlier or later than `as_of`); a rule
+        in `latest` keeps the larger of what it had and this signal's points, so its value
+        is that of its latest signal whatever order signals arrive in.
+
+        >>> engagement = Engagement()
+        >>> for ts in (0, 1_000, 500):
+        ...     engagement.add("pricing_seen", 10.0, ts, {"pricing_seen": 1_000}, {"pricing_seen"})
+        >>> engagement.points
+        {'pricing_seen': 10.0}
+        """
         if ts >= self.as_of:
             self.advance(ts, half_lives)
             value = points
         else:
             value = decay(points, self.as_of - ts, half_lives[rule_id])
-        self.points[rule_id] = self.points.get(rule_id, 0.0) + value
+        had = self.points.get(rule_id, 0.0)
+        self.points[rule_id] = _latest(had, value) if rule_id in latest else had + value
 
     def advance(self, ts: int, half_lives: Mapping[str, float]) -> None:
         """Decay every contribution forward to `ts`; never moves backwards."""
@@ -83,14 +100,18 @@ class Engagement:
         self.points = {k: v for k, v in decayed.items() if abs(v) >= NEGLIGIBLE_POINTS}
         self.as_of = ts
 
-    def merge(self, other: Engagement, half_lives: Mapping[str, float]) -> None:
-        """Fold another person's decayed sums into this one (each counted once)."""
+    def merge(
+        self, other: Engagement, half_lives: Mapping[str, float], latest: Collection[str] = ()
+    ) -> None:
+        """Fold another person's decayed sums into this one (each counted once; a `latest`
+        rule keeps the later of the two)."""
         later = max(self.as_of, other.as_of)
         self.advance(later, half_lives)
         incoming = Engagement(other.as_of, dict(other.points))
         incoming.advance(later, half_lives)
         for rule_id, value in incoming.points.items():
-            self.points[rule_id] = self.points.get(rule_id, 0.0) + value
+            had = self.points.get(rule_id, 0.0)
+            self.points[rule_id] = _latest(had, value) if rule_id in latest else had + value
 
     def contributions(self, at: int, half_lives: Mapping[str, float]) -> dict[str, float]:
         """Each rule's points decayed to `at` (never earlier than `as_of`)."""
@@ -110,6 +131,12 @@ class Engagement:
             if half_life is not None:
                 points += value * 0.5 ** (elapsed / half_life) if elapsed else value
         return max(0.0, points)
+
+
+def _latest(had: float, value: float) -> float:
+    """Of two decayed values of one signal's points, the one from the later signal: the
+    larger in size."""
+    return value if abs(value) > abs(had) else had
 
 
 def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:

@@ -60,3 +60,31 @@ def test_closed_form_agrees(items):
     at = 61 * DAY_MS
     expected = sum(p * 0.5 ** ((at - ts) / HALF_LIVES[r]) for r, p, ts in items)
     assert _close(_sum(items).total(at, HALF_LIVES), expected)
+
+
+LATEST = {"b"}
+latest_signals = st.lists(
+    st.tuples(st.just("b"), st.just(10.0), st.integers(min_value=0, max_value=60 * DAY_MS)),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _latest(items) -> Engagement:
+    eng = Engagement()
+    for rule, points, ts in items:
+        eng.add(rule, points, ts, HALF_LIVES, LATEST)
+    return eng
+
+
+@given(latest_signals, st.randoms(), st.integers(min_value=0, max_value=40))
+def test_a_latest_rule_is_worth_its_latest_signal_in_any_order_and_split(items, rnd, cut):
+    at = 61 * DAY_MS
+    newest = max(ts for _, _, ts in items)
+    expected = 10.0 * 0.5 ** ((at - newest) / HALF_LIVES["b"])
+    shuffled = list(items)
+    rnd.shuffle(shuffled)
+    left, right = _latest(shuffled[:cut]), _latest(shuffled[cut:])
+    left.merge(right, HALF_LIVES, LATEST)
+    for eng in (_latest(items), _latest(shuffled), left):
+        assert _close(eng.total(at, HALF_LIVES), expected)

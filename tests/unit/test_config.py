@@ -34,6 +34,13 @@ def test_shipped_config_is_valid():
     ("old", "new", "key", "problem"),
     [
         ("half_life_days = 14", "half_life_days = 0", "engagement[1].half_life_days", "than 0"),
+        (
+            "daily_cap = 30\n",
+            "daily_cap = 30\nlatest = true\n",
+            "engagement[1].daily_cap",
+            "latest",
+        ),
+        ("daily_cap = 30\n", "latest = 1\n", "engagement[1].latest", "true or false"),
         ("points = 10\nhalf_life_days = 14", "points = 'ten'\nhalf_life_days = 14", "points", ""),
         ('id = "pricing_page"', 'id = "page_view"', "engagement[1].id", "repeats"),
         ('types = ["page"]\npaths', 'type = ["page"]\npaths', "type", "not a known key"),
