@@ -92,11 +92,7 @@ class Engagement:
         elapsed = ts - self.as_of
         if elapsed <= 0:
             return
-        decayed = {
-            rule_id: decay(value, elapsed, half_life)
-            for rule_id, value in self.points.items()
-            if (half_life := half_lives.get(rule_id)) is not None
-        }
+        decayed = self.contributions(ts, half_lives)
         self.points = {k: v for k, v in decayed.items() if abs(v) >= NEGLIGIBLE_POINTS}
         self.as_of = ts
 
@@ -116,21 +112,23 @@ class Engagement:
     def contributions(self, at: int, half_lives: Mapping[str, float]) -> dict[str, float]:
         """Each rule's points decayed to `at` (never earlier than `as_of`)."""
         elapsed = max(0, at - self.as_of)
-        return {
-            rule_id: decay(value, elapsed, half_life)
-            for rule_id, value in self.points.items()
-            if (half_life := half_lives.get(rule_id)) is not None
-        }
+        # A model has a few half-lives and many rules: one power per half-life (the same
+        # arithmetic as `decay`, so the same floats).
+        factors: dict[float, float] = {}
+        decayed = {}
+        for rule_id, value in self.points.items():
+            half_life = half_lives.get(rule_id)
+            if half_life is None:
+                continue
+            factor = factors.get(half_life)
+            if factor is None:
+                factor = factors[half_life] = 0.5 ** (elapsed / half_life) if elapsed else 1.0
+            decayed[rule_id] = value * factor
+        return decayed
 
     def total(self, at: int, half_lives: Mapping[str, float]) -> float:
         """Engagement at `at`: the sum of all contributions, never below 0."""
-        elapsed = max(0, at - self.as_of)
-        points = 0.0
-        for rule_id, value in self.points.items():
-            half_life = half_lives.get(rule_id)
-            if half_life is not None:
-                points += value * 0.5 ** (elapsed / half_life) if elapsed else value
-        return max(0.0, points)
+        return max(0.0, sum(self.contributions(at, half_lives).values()))
 
 
 def _latest(had: float, value: float) -> float:
