@@ -3,15 +3,17 @@ after the outcome, refuses too few outcomes, and writes a model DBL runs."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from backtests.backtest import Backtest, run_backtest
-from bench.markets import world, write_export
+from bench.markets import DAY, signal, world, write_export
 from config.scoring import load_scoring_model
 from config.settings import Settings
 from contracts import codec
+from contracts.envelope import Envelope
 from contracts.errors import DBLError
 from training.train import Training, train
 
@@ -83,3 +85,42 @@ def test_it_refuses_with_too_few_outcomes(tmp_path: Path):
     with pytest.raises(DBLError, match=r"a model needs at least 50"):
         train(Settings(), Training(export=export, min_support=5), tmp_path / "m.toml", quiet=True)
     assert not (tmp_path / "m.toml").exists()
+
+
+def recency_world(seed: int, leads: int = 400) -> list[Envelope]:
+    """Every lead reads pricing; buyers once, days before they are judged (day 30), the
+    others six times in their third week: how often says the opposite of who buys, how
+    recently says who buys."""
+    rng = random.Random(seed)
+    start = 1_767_225_600_000
+    signals: list[Envelope] = []
+    for n in range(leads):
+        email, cookie = f"lead{n}@company{n % 40}.com", f"r{seed}-{n}"
+        born = start + rng.randrange(0, 60) * DAY
+        buys = n % 3 == 0
+        views = [rng.randrange(26, 30)] if buys else sorted(rng.sample(range(14, 21), 6))
+        signals.append(_at(signals, born, type="identify", anon_id=cookie, email=email))
+        for day in views:
+            page = {"page": {"path": "/pricing"}}
+            ts = born + day * DAY + rng.randrange(DAY)
+            signals.append(_at(signals, ts, anon_id=cookie, context=page))
+        if buys:
+            crm = {"type": "track", "channel": "crm", "trust": "server", "email": email}
+            signals.append(_at(signals, born + 45 * DAY, event="Opportunity Won", **crm))
+    return sorted(signals, key=lambda s: (s["received_at"], s["id"]))
+
+
+def _at(signals: list[Envelope], ts: int, **fields: object) -> Envelope:
+    return signal(id=f"s{len(signals)}", ts=ts, received_at=ts, **fields)
+
+
+def test_it_learns_how_recently_when_that_is_what_tells_buyers(tmp_path: Path):
+    export = write_export(recency_world(31), tmp_path / "events.jsonl.gz")
+    out = tmp_path / "model" / "scoring.toml"
+    training = Training(export=export, ages_days=(30,), within_days=20, min_support=10)
+    card = train(Settings(), training, out, quiet=True)
+    assert card["held_out"]["auc"] >= 0.9
+    model = load_scoring_model(out)
+    strongest = max(model.engagement, key=lambda rule: rule.points)
+    assert strongest.latest, strongest
+    assert "latest = true" in out.read_text()
