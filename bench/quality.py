@@ -5,8 +5,8 @@
 
 For each leadforge world (`bench/leadforge_market.py` says how a world becomes signals):
 starts the whole system on the embedded broker and Redis, sends the older 70 % of leads
-(by creation, outcomes included) through the collector, runs `dbl train --ages-days 30`
-on the events topic (leads observed at the age they are judged at), `dbl model publish`es
+(by creation, outcomes included) through the collector, runs `dbl train --ages-days 30
+--processes 2` on the events topic (leads observed at the age they are judged at), `dbl model publish`es
 what it learned, sends the newer 30 % up to their 30th day without outcomes, and reads
 their profiles from the rep API once every signal is scored.
 Judged against whether each newer lead converted within 90 days of its creation:
@@ -163,7 +163,16 @@ def run_world(tier: str, seed: int, leads: int, work: Path) -> WorldResult:
         send(settings, found.older, f"{tier} {seed}: older cohort")
         trained = time.monotonic()
         learned = work / "learned" / "scoring.toml"
-        dbl(settings, "train", "--out", str(learned), "--ages-days", str(AT_AGE_DAYS))
+        dbl(
+            settings,
+            "train",
+            "--out",
+            str(learned),
+            "--ages-days",
+            str(AT_AGE_DAYS),
+            "--processes",
+            "2",
+        )
         train_s = time.monotonic() - trained
         version = codec.loads((learned.parent / "model_card.json").read_bytes())["version"]
         dbl(settings, "model", "publish", str(learned), "--by", "bench.quality")
