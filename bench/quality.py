@@ -6,9 +6,9 @@
 For each leadforge world (`bench/leadforge_market.py` says how a world becomes signals):
 starts the whole system on the embedded broker and Redis, sends the older 70 % of leads
 (by creation, outcomes included) through the collector, runs `dbl train --ages-days 30
---processes 2` on the events topic (leads observed at the age they are judged at), `dbl model publish`es
-what it learned, sends the newer 30 % up to their 30th day without outcomes, and reads
-their profiles from the rep API once every signal is scored.
+--processes 2` on the events topic (leads observed at the age they are judged at),
+`dbl model publish`es what it learned, sends the newer 30 % up to their 30th day without
+outcomes, and reads their profiles from the rep API once every signal is scored.
 Judged against whether each newer lead converted within 90 days of its creation:
 
 - **learned (live)**: the profiles the rep API serves, ranked by their probability;
