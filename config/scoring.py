@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from config.errors import ConfigError
@@ -180,7 +180,12 @@ class ScoringModel:
         object.__setattr__(self, "half_lives", {r.id: r.half_life_ms for r in self.engagement})
         object.__setattr__(self, "latest", frozenset(r.id for r in self.engagement if r.latest))
         object.__setattr__(self, "labels", {r.id: r.label for r in self.engagement})
-        rules = self.engagement
+        # Rules with equal conditions share one `Conditions`, so a signal is checked against
+        # each distinct set of conditions once (`matching_rules`): a learned model has many
+        # rules per condition (half-lives, counts).
+        shared: dict[Conditions, Conditions] = {}
+        rules = tuple(replace(r, when=shared.setdefault(r.when, r.when)) for r in self.engagement)
+        object.__setattr__(self, "engagement", rules)
         types = {t for r in rules for t in r.when.types}
         events = {e for r in rules for e in r.when.events}
         by_type = {t: tuple(r for r in rules if t in r.when.types) for t in types}

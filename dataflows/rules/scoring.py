@@ -138,9 +138,17 @@ def _latest(had: float, value: float) -> float:
 
 
 def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:
-    """The engagement rules whose conditions all match an event envelope."""
-    candidates = model.candidates(signal["type"], signal.get("event"))
-    return [rule for rule in candidates if matches(rule.when, signal)]
+    """The engagement rules whose conditions all match an event envelope (rules sharing
+    their conditions share one object: each is checked once)."""
+    checked: dict[int, bool] = {}
+    matched = []
+    for rule in model.candidates(signal["type"], signal.get("event")):
+        hit = checked.get(id(rule.when))
+        if hit is None:
+            hit = checked[id(rule.when)] = matches(rule.when, signal)
+        if hit:
+            matched.append(rule)
+    return matched
 
 
 def matches(when: Conditions, signal: Mapping[str, Any]) -> bool:
