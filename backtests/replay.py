@@ -332,6 +332,7 @@ def run_process(directory: Path, process_id: int) -> None:
         dead_letters=DeadLettersSink(directory),
         models=_models(job),
         visitor_profiles=False,
+        refreshed_views=False,
     )
     cluster_main(flow, job.addresses, process_id, worker_count_per_proc=job.workers_per_process)
     progress.write_text(str(_Read.count))

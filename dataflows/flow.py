@@ -191,12 +191,15 @@ def build_flow(
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes]] | None = None,
     models: Models | None = None,
     visitor_profiles: bool = True,
+    refreshed_views: bool = True,
 ) -> Dataflow:
     """Build the dataflow for a cluster of `workers` workers in all (`-w` times the number
     of processes); any end left as None is the real Kafka topic or Redis. The models are the
     deployment's `scoring.toml` and those published on the models topic, unless given (a
     backtest gives its own). Without `visitor_profiles` only contacts' profiles are written
-    (a backtest has no use for anonymous visitors' read-model views).
+    (a backtest has no use for anonymous visitors' read-model views); without
+    `refreshed_views` a quiet lead's view is not decayed to each midnight (a replay is
+    judged by the views its signals wrote, the same however fast it runs).
 
     >>> from bytewax.testing import TestingSink, TestingSource
     >>> flow = build_flow(Settings(), events=TestingSource([]), profiles=TestingSink([]),
@@ -245,7 +248,9 @@ def build_flow(
     for_leads = in_stream_order("order_leads", records, after=signals, place=_for_lead, clock=clock)
     scored = _kept(
         "score",
-        op.stateful_batch("score", for_leads.stream, lambda r: ScoreLead(models, clock, r)),
+        op.stateful_batch(
+            "score", for_leads.stream, lambda r: ScoreLead(models, clock, r, refreshed_views)
+        ),
         failures,
     )
     lead_updates: Stream[LeadUpdate] = op.flat_map("lead_updates", scored, _data)

@@ -12,14 +12,22 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from config.scoring import ScoringModel
+from config.scoring import DAY_MS, ScoringModel
 from config.settings import Settings
 from contracts.alerts import Alert
 from contracts.envelope import Envelope, contact_key
 from contracts.read_model import ProfileView
 from dataflows.rules.accounts import Account, account_of_update, account_update
 from dataflows.rules.identity import ToContact, anonymous_person
-from dataflows.rules.leads import LeadUpdate, dissolve, fold_in, profile_view, record, update_lead
+from dataflows.rules.leads import (
+    LeadUpdate,
+    dissolve,
+    fold_in,
+    profile_view,
+    record,
+    refresh_if_due,
+    update_lead,
+)
 from dataflows.rules.merges import forgotten_contact, merge_order, trusted_merge
 from dataflows.rules.profile import Profile, apply_signal, assess
 from dataflows.rules.trust import how_recognized
@@ -64,6 +72,7 @@ class Reference:
             if merge is not None:
                 self._merge(*merge, signal)
             self._apply(signal)
+        self._refresh(max((s["received_at"] for s in stream), default=0))
         alerts = [alert for update in self.updates for alert in update.alerts]
         rule = self.model.alerts.account_surge
         for update in sorted(self.updates, key=lambda u: u.order):
@@ -74,6 +83,16 @@ class Reference:
             if surge is not None:
                 alerts.append(surge)
         return self.profiles, alerts
+
+    def _refresh(self, clock: int) -> None:
+        """Once the stream has passed a midnight, every quiet lead's view is decayed to it."""
+        midnight = clock // DAY_MS * DAY_MS
+        for lead, profile in self.leads.items():
+            if lead in self.profiles:
+                order = (midnight, midnight, "", lead)
+                refreshed = refresh_if_due(profile, clock, self.model, order)
+                if refreshed is not None:
+                    self._updated(refreshed)
 
     def _lead(self, contact: str) -> str:
         return self.lead_of.get(contact, contact)

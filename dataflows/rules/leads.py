@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from config.scoring import ScoringModel
+from config.scoring import DAY_MS, ScoringModel
 from contracts.alerts import Alert
 from contracts.envelope import Envelope
 from contracts.read_model import ProfileView
@@ -23,7 +24,13 @@ from dataflows.rules.profile import (
     is_late,
     recognize,
 )
-from dataflows.rules.scoring import explain, probability_of, score_of
+from dataflows.rules.scoring import (
+    NEGLIGIBLE_POINTS,
+    Engagement,
+    explain,
+    probability_of,
+    score_of,
+)
 from dataflows.rules.trust import identity
 
 
@@ -138,8 +145,56 @@ def cool_if_due(
     return LeadUpdate(view, [cool_down(profile, view)], order)
 
 
+def refresh_due(profile: Profile, model: ScoringModel) -> int | None:
+    """When (event time) a quiet lead's view is next decayed to the present: the first UTC
+    midnight after its latest view, until its engagement has decayed to nothing. None for a
+    sales-ready lead (its cooling decides) and for one without engagement.
+
+    >>> from config.scoring import load_scoring_model
+    >>> from config.settings import Settings
+    >>> from dataflows.rules.scoring import Engagement
+    >>> model = load_scoring_model(Settings().scoring_path)
+    >>> lead = Profile("dana@acme.com", Engagement(DAY_MS + 5, {"pricing_page": 10.0}))
+    >>> lead.viewed_at = DAY_MS + 5
+    >>> refresh_due(lead, model) == 2 * DAY_MS
+    True
+    """
+    if profile.sales_ready or not profile.engagement.points:
+        return None
+    due = (profile.viewed_at // DAY_MS + 1) * DAY_MS
+    return due if due <= _faded_at(profile.engagement, model) else None
+
+
+def refresh_if_due(
+    profile: Profile, now: int, model: ScoringModel, order: OrderKey
+) -> LeadUpdate | None:
+    """A quiet lead's view decayed to the latest UTC midnight by event time `now` (or the
+    last midnight before its engagement fades), when one is due: scores read days after a
+    lead's last signal are scores of that day. The moment depends on the stream alone (its
+    signals and `now`), so every run of it ends with the same views. Raises no alert (its
+    sales-readiness is left to signals and its cooling)."""
+    due = refresh_due(profile, model)
+    if due is None or due > now:
+        return None
+    midnight = min(now, _faded_at(profile.engagement, model)) // DAY_MS * DAY_MS
+    assessment = replace(assess(profile, midnight, model), sales_ready=profile.sales_ready)
+    return LeadUpdate(profile_view(profile, assessment, model), [], order)
+
+
+def _faded_at(engagement: Engagement, model: ScoringModel) -> int:
+    """When every contribution has decayed below `NEGLIGIBLE_POINTS` (event time, ms)."""
+    lasts = [
+        half_lives * math.log2(abs(points) / NEGLIGIBLE_POINTS)
+        for rule_id, points in engagement.points.items()
+        if (half_lives := model.half_lives.get(rule_id)) and abs(points) > NEGLIGIBLE_POINTS
+    ]
+    return engagement.as_of + int(max(lasts, default=0))
+
+
 def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> ProfileView:
-    """The profile as reps read it (Redis hash, profile API, alert payload)."""
+    """The profile as reps read it (Redis hash, profile API, alert payload); the profile
+    remembers the moment (`viewed_at`), so later views never go back in time."""
+    profile.viewed_at = max(profile.viewed_at, assessment.at)
     traits = profile.traits
     contributions = explain(assessment.fit, assessment.engagement_points, model)
     score = score_of(contributions)

@@ -99,6 +99,9 @@ class Profile:
     # until used: most of a million visitors never use them (an empty dict is 64 bytes).
     dwell: dict[str, float] | None = None
     dwell_days: dict[str, dict[int, float]] | None = None
+    # The latest event time (ms) a view of this profile was written as of, by a signal or a
+    # timer (`rules/leads.py` `refresh_if_due`): views never go back in time.
+    viewed_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +251,8 @@ def absorb(profile: Profile, history: Profile, model: ScoringModel) -> None:
 
 def assess(profile: Profile, at: int, model: ScoringModel) -> Assessment:
     """Fit, engagement, grade and sales-readiness as of event time `at` (never earlier
-    than the latest signal: a late signal is judged with everything known)."""
-    at = max(at, profile.engagement.as_of)
+    than the latest signal or view: a late signal is judged with everything known)."""
+    at = max(at, profile.engagement.as_of, profile.viewed_at)
     fit = _fit(profile, model)
     contributions = profile.engagement.contributions(at, model.half_lives)
     engagement = max(0.0, sum(contributions.values()))

@@ -8,12 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
+from config.scoring import DAY_MS
 from dataflows.guard import Failure, apply_each, failure
 from dataflows.io import metrics
 from dataflows.models import Models
 from dataflows.ordering.clock import EventClock
 from dataflows.ordering.operator import DomainStep
-from dataflows.rules.leads import LeadUpdate, cool_if_due, dissolve, fold_in, update_lead
+from dataflows.rules.leads import (
+    LeadUpdate,
+    cool_if_due,
+    dissolve,
+    fold_in,
+    refresh_due,
+    refresh_if_due,
+    update_lead,
+)
 from dataflows.rules.merges import Dissolve, ForLead, Join, merge_order
 from dataflows.rules.profile import Profile
 from dataflows.state import FRESH, pack, pack_or_fresh
@@ -21,21 +30,25 @@ from dataflows.steps.record_contact import count_key, unpack_own
 
 # What the score step gets for a lead.
 LeadInput = ForLead | Join | Dissolve
-COOLING_CHECK = timedelta(seconds=30)
+CLOCK_CHECK = timedelta(seconds=30)
 
 
 class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
     """Per lead: absorb linked histories, score each signal, raise alerts; fold in the
     records of contact keys a trusted merge brings, and leave when merged into another. A
     sales-ready lead that decays out of it cools once the event clock has passed that moment
-    by the configured lateness (so a late signal from before it can still count). A signal
+    by the configured lateness (so a late signal from before it can still count); a quiet
+    lead's view is decayed to each UTC midnight the event clock passes. A signal
     whose rules raise is rolled back (`dataflows/guard.py`) to the lead packed before its batch."""
 
-    __slots__ = ("_clock", "_models", "_profile", "_saved")
+    __slots__ = ("_clock", "_models", "_profile", "_refresh", "_saved")
 
-    def __init__(self, models: Models, clock: EventClock, resume: bytes | None) -> None:
+    def __init__(
+        self, models: Models, clock: EventClock, resume: bytes | None, refresh: bool = True
+    ) -> None:
         self._models = models
         self._clock = clock
+        self._refresh = refresh
         self._profile = None if resume is None else unpack_own(resume)
         # The lead packed as it is now, when known (a snapshot): what a batch that fails
         # rolls back to, without packing it again.
@@ -87,37 +100,51 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
         # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
-        # the expected moment, but at least every COOLING_CHECK to look at the event clock.
-        due = self._cooling_due()
+        # the expected moment, but at least every CLOCK_CHECK to look at the event clock.
+        due = min((d for d in (self._cooling_due(), self._refresh_due()) if d), default=None)
         if due is None:
             return None
-        return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + COOLING_CHECK)
+        return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + CLOCK_CHECK)
 
     def on_notify(self) -> tuple[Iterable[LeadUpdate | Failure], bool]:
-        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
+        return self._when_clock_passed(), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[LeadUpdate | Failure], bool]:
-        return self._cool_if_clock_passed(), StatefulBatchLogic.RETAIN
+        return self._when_clock_passed(), StatefulBatchLogic.RETAIN
 
-    def _cool_if_clock_passed(self) -> list[LeadUpdate | Failure]:
-        due = self._cooling_due()
-        if self._profile is None or due is None or self._clock.now() < due:
+    def _when_clock_passed(self) -> list[LeadUpdate | Failure]:
+        """The timed updates whose moment the event clock has passed: a pending cooling,
+        then a quiet lead's view decayed to the latest midnight."""
+        now = self._clock.now()
+        if self._profile is None:
+            return []
+        cooling, refresh = self._cooling_due(), self._refresh_due()
+        if (cooling is None or now < cooling) and (refresh is None or now < refresh):
             return []
         profile = self._profile
-        assert profile.cooling_at is not None
-        order = (due, due, "", profile.person)
         saved = self._saved if self._saved is not None else pack(profile)
+        model = self._models.lasting(profile.model)
         try:
-            model = self._models.lasting(profile.model)
-            cooled = cool_if_due(profile, profile.cooling_at, model, order)
+            updates: list[LeadUpdate | Failure] = []
+            if cooling is not None and now >= cooling:
+                assert profile.cooling_at is not None
+                order = (cooling, cooling, "", profile.person)
+                cooled = cool_if_due(profile, profile.cooling_at, model, order)
+                updates += [cooled] if cooled else []
+            if self._refresh:
+                midnight = now // DAY_MS * DAY_MS
+                order = (midnight, midnight, "", profile.person)
+                refreshed = refresh_if_due(profile, now, model, order)
+                updates += [refreshed] if refreshed else []
         except Exception as error:
             restored = unpack_own(saved)
             assert restored is not None
             restored.cooling_at = None  # not tried again: the lead's next signal decides
+            restored.viewed_at = max(now // DAY_MS * DAY_MS, restored.viewed_at)
             self._profile, self._saved = restored, None
             return [failure("score", error, None)]
         self._saved = None
-        return [cooled] if cooled else []
+        return updates
 
     def _cooling_due(self) -> int | None:
         """When (event time) a pending cooling is reported: lateness after it happened."""
@@ -125,6 +152,11 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
             return None
         model = self._models.lasting(self._profile.model)
         return self._profile.cooling_at + int(model.alerts.late_after_ms)
+
+    def _refresh_due(self) -> int | None:
+        if self._profile is None or not self._refresh:
+            return None
+        return refresh_due(self._profile, self._models.lasting(self._profile.model))
 
     def snapshot(self) -> bytes:
         if self._saved is None:

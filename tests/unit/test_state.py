@@ -225,3 +225,19 @@ def test_a_profile_packed_before_presence_restores_with_no_visit():
     assert dana.traits == {"title": "VP"}
     assert (dana.visit_start, dana.page, dana.visit_pages, dana.left) == (0, "", 0, False)
     assert (dana.dwell, dana.dwell_days) == (None, None)
+
+
+def test_a_profile_packed_before_refreshes_restores_as_never_viewed():
+    """`Profile.viewed_at` was appended after presence: the profile's golden bytes of the
+    release before restore as never viewed."""
+    dana = unpack(
+        bytes.fromhex(
+            "01800595770000000000000082f2298194288c03752d319482f32981944b057d948c09706167655f7669"
+            "657794473ff8000000000000738694627d948c057469746c65948c02565094735d944b007d944b004b00"
+            "7d94894b004b004e7d945d947d944e7d944e4b00894e8c00944b0068104b00470000000000000000894e"
+            "4e7494622e"
+        )
+    )
+    assert dana.traits == {"title": "VP"}
+    assert dana.viewed_at == 0
+    assert unpack(pack(dana)) == dana
