@@ -261,7 +261,7 @@ def send(settings: Settings, calls: Sequence[dict[str, Any]], what: str) -> None
 
 def read_profiles(settings: Settings, found: Market, version: str) -> dict[str, dict[str, Any]]:
     """The newer cohort's profiles from the rep API, once each is scored by the published
-    model up to its last signal."""
+    model up to its last signal and its view decayed to the latest midnight."""
     last: dict[str, int] = {}
     for call in found.newer:
         last[call["userId"]] = int(datetime.fromisoformat(call["timestamp"]).timestamp() * 1000)
@@ -287,6 +287,14 @@ def read_profiles(settings: Settings, found: Market, version: str) -> dict[str, 
                     read[person] = profile
                     bar.update(1)
             time.sleep(1)
+        # A quiet lead's view is then decayed to the latest midnight: read until no view
+        # changes any more.
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            again = {person: api.get(f"/v1/profiles/{person}").json() for person in read}
+            if again == read:
+                break
+            read = again
     return read
 
 
