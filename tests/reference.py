@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from config.scoring import DAY_MS, ScoringModel
+from config.scoring import ScoringModel
 from config.settings import Settings
 from contracts.alerts import Alert
 from contracts.envelope import Envelope, contact_key
@@ -86,11 +86,9 @@ class Reference:
 
     def _refresh(self, clock: int) -> None:
         """Once the stream has passed a midnight, every quiet lead's view is decayed to it."""
-        midnight = clock // DAY_MS * DAY_MS
         for lead, profile in self.leads.items():
             if lead in self.profiles:
-                order = (midnight, midnight, "", lead)
-                refreshed = refresh_if_due(profile, clock, self.model, order)
+                refreshed = refresh_if_due(profile, clock, self.model)
                 if refreshed is not None:
                     self._updated(refreshed)
 

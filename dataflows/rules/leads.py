@@ -165,9 +165,7 @@ def refresh_due(profile: Profile, model: ScoringModel) -> int | None:
     return due if due <= _faded_at(profile.engagement, model) else None
 
 
-def refresh_if_due(
-    profile: Profile, now: int, model: ScoringModel, order: OrderKey
-) -> LeadUpdate | None:
+def refresh_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdate | None:
     """A quiet lead's view decayed to the latest UTC midnight by event time `now` (or the
     last midnight before its engagement fades), when one is due: scores read days after a
     lead's last signal are scores of that day. The moment depends on the stream alone (its
@@ -178,15 +176,16 @@ def refresh_if_due(
         return None
     midnight = min(now, _faded_at(profile.engagement, model)) // DAY_MS * DAY_MS
     assessment = replace(assess(profile, midnight, model), sales_ready=profile.sales_ready)
+    order = (midnight, midnight, "", profile.person)
     return LeadUpdate(profile_view(profile, assessment, model), [], order)
 
 
 def _faded_at(engagement: Engagement, model: ScoringModel) -> int:
     """When every contribution has decayed below `NEGLIGIBLE_POINTS` (event time, ms)."""
     lasts = [
-        half_lives * math.log2(abs(points) / NEGLIGIBLE_POINTS)
+        half_life * math.log2(abs(points) / NEGLIGIBLE_POINTS)
         for rule_id, points in engagement.points.items()
-        if (half_lives := model.half_lives.get(rule_id)) and abs(points) > NEGLIGIBLE_POINTS
+        if (half_life := model.half_lives.get(rule_id)) and abs(points) > NEGLIGIBLE_POINTS
     ]
     return engagement.as_of + int(max(lasts, default=0))
 

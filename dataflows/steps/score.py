@@ -101,7 +101,9 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
         # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
         # the expected moment, but at least every CLOCK_CHECK to look at the event clock.
-        due = min((d for d in (self._cooling_due(), self._refresh_due()) if d), default=None)
+        due = min(
+            (d for d in (self._cooling_due(), self._refresh_due()) if d is not None), default=None
+        )
         if due is None:
             return None
         return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + CLOCK_CHECK)
@@ -123,19 +125,16 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
             return []
         profile = self._profile
         saved = self._saved if self._saved is not None else pack(profile)
-        model = self._models.lasting(profile.model)
         try:
+            model = self._models.lasting(profile.model)
             updates: list[LeadUpdate | Failure] = []
             if cooling is not None and now >= cooling:
                 assert profile.cooling_at is not None
                 order = (cooling, cooling, "", profile.person)
                 cooled = cool_if_due(profile, profile.cooling_at, model, order)
                 updates += [cooled] if cooled else []
-            if self._refresh:
-                midnight = now // DAY_MS * DAY_MS
-                order = (midnight, midnight, "", profile.person)
-                refreshed = refresh_if_due(profile, now, model, order)
-                updates += [refreshed] if refreshed else []
+            refreshed = refresh_if_due(profile, now, model) if self._refresh else None
+            updates += [refreshed] if refreshed else []
         except Exception as error:
             restored = unpack_own(saved)
             assert restored is not None

@@ -47,16 +47,15 @@ def test_a_refresh_raises_nothing_comes_once_a_day_and_stops_once_faded():
     lead = Profile("dana@acme.com")
     apply_signal(lead, page_view("/pricing", email="dana@acme.com"), MODEL)
     profile_view(lead, assess(lead, T0, MODEL), MODEL)  # the signal's own view
-    order = (0, 0, "", "dana@acme.com")
-    assert refresh_if_due(lead, T0 + DAY_MS - 1, MODEL, order) is None, "not before midnight"
-    update = refresh_if_due(lead, T0 + DAY_MS + HOUR, MODEL, order)
+    assert refresh_if_due(lead, T0 + DAY_MS - 1, MODEL) is None, "not before midnight"
+    update = refresh_if_due(lead, T0 + DAY_MS + HOUR, MODEL)
     assert update is not None
     assert update.alerts == []
     assert update.view["as_of"] == T0 + DAY_MS
-    assert refresh_if_due(lead, T0 + DAY_MS + 2 * HOUR, MODEL, order) is None, "once a day"
+    assert refresh_if_due(lead, T0 + DAY_MS + 2 * HOUR, MODEL) is None, "once a day"
     # Months later: one refresh to the last midnight before every point has decayed away.
-    last = refresh_if_due(lead, T0 + 365 * DAY_MS, MODEL, order)
+    last = refresh_if_due(lead, T0 + 365 * DAY_MS, MODEL)
     assert last is not None
     assert T0 + 30 * DAY_MS < last.view["as_of"] < T0 + 365 * DAY_MS
     assert last.view["as_of"] % DAY_MS == 0
-    assert refresh_if_due(lead, T0 + 400 * DAY_MS, MODEL, order) is None
+    assert refresh_if_due(lead, T0 + 400 * DAY_MS, MODEL) is None
