@@ -48,6 +48,10 @@ DANA = {
     "owner": "sam",
 }
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch ms: a fixed event-time origin
+# What a test sending as a browser says it is: an HTTP library's own user agent is a bot's.
+A_BROWSER = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+}
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from contracts.read_model import RedisKeys
 from tests.browser.conftest import profile, serving
 from tests.browser.test_rep_page import SERVER_KEY, open_page
 from tests.browser.test_snippet import LOADED, PERSON
-from tests.conftest import ARTIFACTS, DANA, wait_until
+from tests.conftest import A_BROWSER, ARTIFACTS, DANA, wait_until
 from tracking import user_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,7 +48,9 @@ def test_a_lead_reading_pricing_is_on_her_reps_page_until_she_closes_it(
 ):
     settings = running_system
     crm = {"userId": "dana@acme.com", "traits": DANA}
-    with httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}") as collector:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{settings.collector_port}", headers=A_BROWSER
+    ) as collector:
         assert collector.post("/v1/identify", json=crm, auth=SERVER_KEY).status_code == 200
     synced = wait_until(lambda: profile(settings, redis_client, "dana@acme.com"), what="the CRM")
     assert isinstance(synced, dict)

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from config.settings import Settings
-from tests.conftest import ARTIFACTS, DANA, alert, publish
+from tests.conftest import A_BROWSER, ARTIFACTS, DANA, alert, publish
 
 pytestmark = pytest.mark.integration
 BROWSER_KEY = ("wk_demo_browser", "")
@@ -30,7 +30,9 @@ def test_an_alert_appears_on_its_reps_page_within_two_seconds_and_nowhere_else(
     settings = running_system
     sam = open_page(browser, settings, "sam", "demo-token-sam")
     alex = open_page(browser, settings, "alex", "demo-token-alex")
-    collector = httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10)
+    collector = httpx.Client(
+        base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10, headers=A_BROWSER
+    )
     traits = {**DANA, "name": HOSTILE_NAME}
     # The CRM names her and her owner; her browser views pricing.
     calls = [("/v1/identify", {"anonymousId": "c-page", "traits": traits}, SERVER_KEY)]

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 
 from config.settings import Settings
 from contracts import codec
-from tests.conftest import page_view, read_topic, wait_until
+from tests.conftest import A_BROWSER, page_view, read_topic, wait_until
 from tests.faults.live import read_profiles
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_hostile_events_go_to_the_dlq_with_reasons_and_good_ones_are_scored(
     ]
     batch = [good[0], *(item for item, _ in HOSTILE_ITEMS), good[1]]
     base = f"http://127.0.0.1:{settings.collector_port}"
-    with httpx.Client(base_url=base) as collector:
+    with httpx.Client(base_url=base, headers=A_BROWSER) as collector:
         answer = collector.post("/v1/batch", json={"batch": batch}, auth=SERVER_KEY)
     assert answer.status_code == 200, answer.text
     rejected = answer.json()["rejected"]
@@ -92,7 +92,7 @@ def test_a_trait_no_rule_reads_as_a_number_stops_nothing(
         {"anonymousId": "poison-1", "traits": {"email": "p1@example.org", "company_size": "²"}},
         {"anonymousId": "poison-2", "traits": {"email": "p2@example.org", "company_size": "10²"}},
     ]
-    with httpx.Client(base_url=base) as collector:
+    with httpx.Client(base_url=base, headers=A_BROWSER) as collector:
         for body in poison:
             assert collector.post("/v1/identify", json=body, auth=BROWSER_KEY).status_code == 200
         after = {"anonymousId": "after-poison", "properties": {"path": "/pricing"}}

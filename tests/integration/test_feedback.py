@@ -16,7 +16,7 @@ import redis
 from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys
-from tests.conftest import DANA, alert, publish, read_topic, wait_until
+from tests.conftest import A_BROWSER, DANA, alert, publish, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 BROWSER_KEY = ("wk_demo_browser", "")
@@ -48,7 +48,7 @@ def test_ratings_and_a_snooze_from_the_page_api_and_slack(
     settings = running_system
     keys = RedisKeys(settings.redis_prefix)
     base = f"http://127.0.0.1:{settings.collector_port}"
-    with httpx.Client(base_url=base, timeout=10) as collector:
+    with httpx.Client(base_url=base, timeout=10, headers=A_BROWSER) as collector:
         identify = {"anonymousId": "c-fb", "traits": DANA}
         assert collector.post("/v1/identify", json=identify, auth=SERVER_KEY).status_code == 200
         view = {"anonymousId": "c-fb", "properties": {"path": "/pricing"}}

@@ -17,7 +17,7 @@ from config.settings import Settings
 from contracts import codec
 from contracts.read_model import RedisKeys, decode_profile
 from tests.backtests.test_replay import model_variant
-from tests.conftest import read_topic, wait_until
+from tests.conftest import A_BROWSER, read_topic, wait_until
 from tests.integration.test_commands import dbl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -54,7 +54,9 @@ def test_backtest_publish_score_and_roll_back_through_the_log(
         ('paths = ["/pricing*"]\npoints = 10', 'paths = ["/pricing*"]\npoints = 25'),
     )
     keen_version = load_scoring_model(keen).version
-    collector = httpx.Client(base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10)
+    collector = httpx.Client(
+        base_url=f"http://127.0.0.1:{settings.collector_port}", timeout=10, headers=A_BROWSER
+    )
     with collector:
         visit(collector, "ann@acme.com", "/pricing")
         ann = wait_until(lambda: profile(redis_client, settings, "ann@acme.com").get("engagement"))
