@@ -33,6 +33,7 @@ from tests.conftest import alert, publish, start_module, stop_processes, wait_un
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + base64.b64encode(b"receiver-secret-of-32-bytes-long").decode()
+DAILY = 'daily_digest = { at = "08:00", timezone = "America/Chicago" }\n'
 
 
 @dataclass
@@ -90,6 +91,10 @@ def delivery_settings(settings: Settings, receiver: Receiver, tmp_path: Path) ->
     routing = routing.replace("max_attempts = 6", "max_attempts = 3")
     routing = routing.replace("backoff_seconds = 1", "backoff_seconds = 0.05")
     routing = routing.replace("backoff_max_seconds = 300", "backoff_max_seconds = 0.2")
+    # Sam's daily digest would reach the receiver whenever a test runs after 08:00 in
+    # Chicago: only the test of daily digests gives him one.
+    assert DAILY in routing
+    routing = routing.replace(DAILY, "")
     for path, fmt in (("/slack", "slack"), ("/json", "json")):
         routing += (
             f'\n[[reps.sam.webhooks]]\nurl = "{receiver.url(path)}"\n'
@@ -262,10 +267,15 @@ def test_quiet_hours_hold_every_push_for_one_digest_when_they_end(
 
 
 def test_a_daily_digest_lists_the_days_hottest_leads_once(
-    delivery_settings: Settings, redis_client: redis.Redis, receiver: Receiver
+    delivery_settings: Settings, redis_client: redis.Redis, receiver: Receiver, tmp_path: Path
 ):
     keys = RedisKeys(delivery_settings.redis_prefix)
-    routing = load_routing(delivery_settings.config_dir / "routing.toml")
+    daily = tmp_path / "routing.toml"
+    sam = 'token = "demo-token-sam"\n'
+    text = (delivery_settings.config_dir / "routing.toml").read_text()
+    daily.write_text(text.replace(sam, sam + DAILY))
+    routing = load_routing(daily)
+    assert routing.reps["sam"].daily_digest is not None
     eight = int(datetime.fromisoformat("2026-03-11T08:10:00-05:00").timestamp() * 1000)
     for person, engagement in (("dana@acme.com", 40.0), ("lee@globex.io", 12.0)):
         view = {"person": person, "name": person[:3], "grade": "A2", "engagement": engagement}
