@@ -15,6 +15,7 @@ are per unit of the features as given (a rule's points).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class RuleScorer:
     strengths: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     validation_share: float = 0.25
     max_iter: int = 2000
+    # Called after each regression it fits (one per strength tried, then the final one).
+    on_fit: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     coef_: Any = field(default=None, init=False)
     intercept_: float = field(default=0.0, init=False)
     strength_: float = field(default=0.0, init=False)
@@ -63,6 +66,7 @@ class RuleScorer:
         if 0 < cut < len(y) and len(set(y[:cut])) == 2 and len(set(y[cut:])) == 2:
             for strength in self.strengths:
                 model = self._model(strength).fit(X[:cut], y[:cut])
+                self._fitted()
                 scores = model.decision_function(X[cut:])
                 self.validation_auc_[strength] = float(roc_auc_score(y[cut:], scores))
             # Ties go to the weaker regularization: more rules kept, better calibrated.
@@ -70,9 +74,14 @@ class RuleScorer:
         else:
             self.strength_ = self.strengths[len(self.strengths) // 2]
         model = self._model(self.strength_).fit(X, y)
+        self._fitted()
         self.coef_ = np.asarray(model.coef_[0], dtype=float) / spread
         self.intercept_ = float(model.intercept_[0])
         return self
+
+    def _fitted(self) -> None:
+        if self.on_fit is not None:
+            self.on_fit()
 
     def decision_function(self, X: Any) -> Any:
         """The log-odds of each row."""
