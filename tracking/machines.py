@@ -41,10 +41,12 @@ class CrawlerIndex:
                 self._always.append(compiled)
 
     def matches(self, agent: str) -> bool:
-        """Whether any pattern matches `agent`."""
-        for start in range(len(agent) - 2):
-            for literal, pattern in self._by_trigram.get(agent[start : start + 3], ()):
-                if agent.startswith(literal, start) and pattern.search(agent):
+        """Whether any pattern matches `agent` (each distinct trigram of it looked up once:
+        an agent repeating one trigram costs no more than one that has it once)."""
+        trigrams = {agent[start : start + 3] for start in range(len(agent) - 2)}
+        for trigram in trigrams & self._by_trigram.keys():
+            for literal, pattern in self._by_trigram[trigram]:
+                if literal in agent and pattern.search(agent):
                     return True
         return any(pattern.search(agent) for pattern in self._always)
 
