@@ -84,8 +84,7 @@ class Engagement:
             value = points
         else:
             value = decay(points, self.as_of - ts, half_lives[rule_id])
-        had = self.points.get(rule_id, 0.0)
-        self.points[rule_id] = _latest(had, value) if rule_id in latest else had + value
+        self._fold(rule_id, value, latest)
 
     def advance(self, ts: int, half_lives: Mapping[str, float]) -> None:
         """Decay every contribution forward to `ts`; never moves backwards."""
@@ -106,8 +105,16 @@ class Engagement:
         incoming = Engagement(other.as_of, dict(other.points))
         incoming.advance(later, half_lives)
         for rule_id, value in incoming.points.items():
-            had = self.points.get(rule_id, 0.0)
-            self.points[rule_id] = _latest(had, value) if rule_id in latest else had + value
+            self._fold(rule_id, value, latest)
+
+    def _fold(self, rule_id: str, value: float, latest: Collection[str]) -> None:
+        """Add a value (decayed to `as_of`) to a rule's points; a `latest` rule keeps the
+        later signal's: of two decayed values of one rule's points, the larger in size."""
+        had = self.points.get(rule_id, 0.0)
+        if rule_id not in latest:
+            self.points[rule_id] = had + value
+        elif abs(value) > abs(had):
+            self.points[rule_id] = value
 
     def contributions(self, at: int, half_lives: Mapping[str, float]) -> dict[str, float]:
         """Each rule's points decayed to `at` (never earlier than `as_of`)."""
@@ -129,12 +136,6 @@ class Engagement:
     def total(self, at: int, half_lives: Mapping[str, float]) -> float:
         """Engagement at `at`: the sum of all contributions, never below 0."""
         return max(0.0, sum(self.contributions(at, half_lives).values()))
-
-
-def _latest(had: float, value: float) -> float:
-    """Of two decayed values of one signal's points, the one from the later signal: the
-    larger in size."""
-    return value if abs(value) > abs(had) else had
 
 
 def matching_rules(signal: Mapping[str, Any], model: ScoringModel) -> list[EngagementRule]:
