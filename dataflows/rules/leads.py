@@ -26,7 +26,6 @@ from dataflows.rules.profile import (
 )
 from dataflows.rules.scoring import (
     NEGLIGIBLE_POINTS,
-    Engagement,
     explain,
     probability_of,
     score_of,
@@ -159,10 +158,8 @@ def refresh_due(profile: Profile, model: ScoringModel) -> int | None:
     >>> refresh_due(lead, model) == 2 * DAY_MS
     True
     """
-    if profile.sales_ready or not profile.engagement.points:
-        return None
-    due = (profile.viewed_at // DAY_MS + 1) * DAY_MS
-    return due if due <= _faded_at(profile.engagement, model) else None
+    window = _refresh_window(profile, model)
+    return None if window is None else window[0]
 
 
 def refresh_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdate | None:
@@ -171,23 +168,29 @@ def refresh_if_due(profile: Profile, now: int, model: ScoringModel) -> LeadUpdat
     lead's last signal are scores of that day. The moment depends on the stream alone (its
     signals and `now`), so every run of it ends with the same views. Raises no alert (its
     sales-readiness is left to signals and its cooling)."""
-    due = refresh_due(profile, model)
-    if due is None or due > now:
+    window = _refresh_window(profile, model)
+    if window is None or window[0] > now:
         return None
-    midnight = min(now, _faded_at(profile.engagement, model)) // DAY_MS * DAY_MS
+    midnight = min(now, window[1]) // DAY_MS * DAY_MS
     assessment = replace(assess(profile, midnight, model), sales_ready=profile.sales_ready)
     order = (midnight, midnight, "", profile.person)
     return LeadUpdate(profile_view(profile, assessment, model), [], order)
 
 
-def _faded_at(engagement: Engagement, model: ScoringModel) -> int:
-    """When every contribution has decayed below `NEGLIGIBLE_POINTS` (event time, ms)."""
+def _refresh_window(profile: Profile, model: ScoringModel) -> tuple[int, int] | None:
+    """The next refresh's midnight and when the engagement fades (every contribution below
+    `NEGLIGIBLE_POINTS`), both event time; None when no refresh is due before it fades."""
+    engagement = profile.engagement
+    if profile.sales_ready or not engagement.points:
+        return None
     lasts = [
         half_life * math.log2(abs(points) / NEGLIGIBLE_POINTS)
         for rule_id, points in engagement.points.items()
         if (half_life := model.half_lives.get(rule_id)) and abs(points) > NEGLIGIBLE_POINTS
     ]
-    return engagement.as_of + int(max(lasts, default=0))
+    faded = engagement.as_of + int(max(lasts, default=0))
+    due = (profile.viewed_at // DAY_MS + 1) * DAY_MS
+    return (due, faded) if due <= faded else None
 
 
 def profile_view(profile: Profile, assessment: Assessment, model: ScoringModel) -> ProfileView:

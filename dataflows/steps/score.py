@@ -30,7 +30,9 @@ from dataflows.steps.record_contact import count_key, unpack_own
 
 # What the score step gets for a lead.
 LeadInput = ForLead | Join | Dissolve
-CLOCK_CHECK = timedelta(seconds=30)
+COOLING_CHECK = timedelta(seconds=30)
+# A refresh may come this much after its midnight when the event clock outruns the wall's.
+REFRESH_CHECK = timedelta(hours=1)
 
 
 class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
@@ -100,13 +102,17 @@ class ScoreLead(DomainStep[LeadInput, LeadUpdate | Failure]):
     def notify_at(self) -> datetime | None:
         # Bytewax wakes a key on the wall clock, and only this key's own activity moves it.
         # Live, the event clock runs at wall speed; in a replay it runs faster. So wake at
-        # the expected moment, but at least every CLOCK_CHECK to look at the event clock.
-        due = min(
-            (d for d in (self._cooling_due(), self._refresh_due()) if d is not None), default=None
-        )
-        if due is None:
-            return None
-        return min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + CLOCK_CHECK)
+        # the expected moment, but at least every COOLING_CHECK to look at the event clock
+        # for a cooling (a few leads), every REFRESH_CHECK for a refresh (every quiet lead).
+        wakes = [
+            min(self._clock.wall_time_when(due), datetime.now(tz=UTC) + check)
+            for due, check in (
+                (self._cooling_due(), COOLING_CHECK),
+                (self._refresh_due(), REFRESH_CHECK),
+            )
+            if due is not None
+        ]
+        return min(wakes, default=None)
 
     def on_notify(self) -> tuple[Iterable[LeadUpdate | Failure], bool]:
         return self._when_clock_passed(), StatefulBatchLogic.RETAIN
