@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -27,6 +28,9 @@ from dataflows.rules.identity import (
 )
 from dataflows.rules.trust import how_recognized
 from dataflows.state import FRESH, pack, unpack
+
+# `Identify._idle_after` of a cookie that is never forgotten (linked, or no history).
+_NEVER: Final = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,10 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
         self._rules = rules
         self._packed = resume if resume is not None else FRESH
         self._counted = False
-        self._idle_after = (
-            None if resume is None else _idle_after(unpack_identity(resume)[1], rules)
-        )
+        # When the cookie may be forgotten (`_NEVER`: it is not), from a batch until the
+        # engine asks (`notify_at`), else None: kept longer, it would be an int (32 bytes)
+        # per idle visitor beside the engine's own schedule; the packed state tells again.
+        self._idle_after: int | None = None
 
     def on_items(self, items: list[Envelope]) -> tuple[Iterable[Outcome | Failure], bool]:
         out, self._packed, visitor = apply_packed(
@@ -102,9 +107,8 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
         return [outcome]
 
     def notify_at(self) -> datetime | None:
-        if self._idle_after is None:
-            return None
-        return self._rules.clock.wall_time_when(self._idle_after)
+        idle_after, self._idle_after = self._when_idle(), None
+        return None if idle_after is None else self._rules.clock.wall_time_when(idle_after)
 
     def on_notify(self) -> tuple[Iterable[Outcome | Failure], bool]:
         return [], self._forget_if_idle()
@@ -114,7 +118,8 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
 
     def _forget_if_idle(self) -> bool:
         # The dedupe window is far shorter than the TTL: nothing else is worth keeping.
-        if self._idle_after is not None and self._rules.clock.now() > self._idle_after:
+        idle_after = self._when_idle()
+        if idle_after is not None and self._rules.clock.now() > idle_after:
             if self._counted:
                 metrics.COOKIES.dec()
             return StatefulBatchLogic.DISCARD
@@ -122,6 +127,13 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
 
     def snapshot(self) -> bytes:
         return self._packed
+
+    def _when_idle(self) -> int | None:
+        """When (event time) the cookie may be forgotten; None if it is not."""
+        idle_after = self._idle_after
+        if idle_after is None:
+            idle_after = _idle_after(unpack_identity(self._packed)[1], self._rules)
+        return None if idle_after == _NEVER else idle_after
 
 
 def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
@@ -143,5 +155,6 @@ def _contact_of(signal: Envelope) -> str:
     return person
 
 
-def _idle_after(cookie: Cookie, rules: IdentityRules) -> int | None:
-    return idle_after(cookie, rules.anonymous_ttl_ms(cookie))
+def _idle_after(cookie: Cookie, rules: IdentityRules) -> int:
+    after = idle_after(cookie, rules.anonymous_ttl_ms(cookie))
+    return _NEVER if after is None else after

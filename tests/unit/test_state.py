@@ -95,6 +95,17 @@ def test_every_sample_packs_to_its_golden_bytes_and_back():
         assert b"dataflows" not in bytes.fromhex(golden[name]), "classes go by code, not path"
 
 
+def test_state_packed_with_its_pickle_header_restores():
+    """Releases before packed the whole pickle, protocol opcode and frame header included;
+    a large state spans several frames, whose later headers stay."""
+    large = ContactRoutes(ContactGraph(), {n: (n, 1, f"e{n}") for n in range(20_000)})
+    for sample in (*samples().values(), large):
+        with_header = bytes([FORMAT]) + pickle.dumps(sample, protocol=pickle.HIGHEST_PROTOCOL)
+        assert unpack(with_header) == sample
+        assert unpack(pack(sample)) == sample
+        assert len(pack(sample)) == len(with_header) - 11
+
+
 def _plain(value: object) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
