@@ -133,7 +133,7 @@ def market(
     tables["opportunities"] = pd.read_parquet(world / "tables" / "opportunities.parquet")
     leads = tables["leads"].sort_values(["lead_created_at", "lead_id"]).reset_index(drop=True)
     cut = int(len(leads) * older_share)
-    older_ids = set(leads["lead_id"][:cut])
+    older_ids = older_leads(world, older_share)
     # Every newer lead starts on the last creation day: read once, all are 30 days old.
     last_day = _day(leads["lead_created_at"].max())
     start = {row.lead_id: last_day - _day(row.lead_created_at) for row in leads.itertuples()}
@@ -159,11 +159,53 @@ def market(
         person_of(row.lead_id, row.account_id): bool(row.converted_within_90_days)
         for row in leads[cut:].itertuples()
     }
-    snapshot = pd.concat(
+    return Market(older, newer, labels, snapshot(world, older_ids))
+
+
+def older_leads(world: Path, older_share: float = 0.7) -> set[str]:
+    """The ids of a saved world's older cohort: the first `older_share` of its leads by
+    creation."""
+    leads = pd.read_parquet(world / "tables" / "leads.parquet")
+    leads = leads.sort_values(["lead_created_at", "lead_id"])
+    return set(leads["lead_id"][: int(len(leads) * older_share)])
+
+
+def snapshot(world: Path, older: set[str]) -> pd.DataFrame:
+    """leadforge's 30-day snapshot features and label of every lead of a saved world, with
+    whether it is in the `older` cohort."""
+    frame = pd.concat(
         pd.read_parquet(path) for path in sorted((world / "tasks" / LABEL).glob("*.parquet"))
     )
-    snapshot["older"] = snapshot["lead_id"].isin(older_ids)
-    return Market(older, newer, labels, snapshot.reset_index(drop=True))
+    frame["older"] = frame["lead_id"].isin(older)
+    return frame.reset_index(drop=True)
+
+
+def worlds(tiers: str, seeds: str) -> list[tuple[str, int]]:
+    """The worlds `--tiers` and `--seeds` name, seed by seed, every tier (a run cut short
+    still has figures for each tier). Raises ValueError naming what is wrong.
+
+    >>> worlds("intro,advanced", "1-2")
+    [('intro', 1), ('advanced', 1), ('intro', 2), ('advanced', 2)]
+    >>> worlds("intro", "2,5")
+    [('intro', 2), ('intro', 5)]
+    >>> worlds("expert", "1")
+    Traceback (most recent call last):
+    ...
+    ValueError: --tiers: unknown ['expert']; one of ('intro', 'intermediate', 'advanced')
+    """
+    named = tiers.split(",")
+    unknown = sorted(set(named) - set(TIERS))
+    if unknown:
+        raise ValueError(f"--tiers: unknown {unknown}; one of {TIERS}")
+    try:
+        if "-" in seeds:
+            low, high = seeds.split("-")
+            numbers = list(range(int(low), int(high) + 1))
+        else:
+            numbers = [int(seed) for seed in seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds: {seeds!r} is not like 1-5 or 1,3") from None
+    return [(tier, seed) for seed in numbers for tier in named]
 
 
 def person_of(lead_id: str, account_id: str) -> str:

@@ -339,18 +339,6 @@ def summary(results: Sequence[WorldResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _seeds(text: str) -> list[int]:
-    """`1-5` or `1,3`.
-
-    >>> _seeds("1-3"), _seeds("2,5")
-    ([1, 2, 3], [2, 5])
-    """
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiers", default=",".join(leadforge_market.TIERS))
@@ -358,21 +346,19 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=5000, help="leads per world")
     parser.add_argument("--out", type=Path, default=Path("quality.json"))
     args = parser.parse_args()
-    tiers = args.tiers.split(",")
-    unknown = sorted(set(tiers) - set(leadforge_market.TIERS))
-    if unknown:
-        parser.error(f"--tiers: unknown {unknown}; one of {leadforge_market.TIERS}")
+    try:
+        worlds = leadforge_market.worlds(args.tiers, args.seeds)
+    except ValueError as error:
+        parser.error(str(error))
     results: list[WorldResult] = []
-    # Seed by seed, every tier: a run cut short still has figures for each tier.
-    for seed in _seeds(args.seeds):
-        for tier in tiers:
-            with tempfile.TemporaryDirectory(prefix="dbl-quality-") as work:
-                result = run_world(tier, seed, args.leads, Path(work))
-            results.append(result)
-            print(_world_line(result), flush=True)
-            args.out.write_bytes(
-                codec.dumps({"worlds": [asdict(r) for r in results], "tiers": summary(results)})
-            )
+    for tier, seed in worlds:
+        with tempfile.TemporaryDirectory(prefix="dbl-quality-") as work:
+            result = run_world(tier, seed, args.leads, Path(work))
+        results.append(result)
+        print(_world_line(result), flush=True)
+        args.out.write_bytes(
+            codec.dumps({"worlds": [asdict(r) for r in results], "tiers": summary(results)})
+        )
     print(f"\nMeans per tier ({args.out}):")
     for row in summary(results):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))

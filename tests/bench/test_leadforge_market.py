@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from datetime import datetime
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import leadforge_market
+from bench import leadforge_market, market_ceiling
 from bench.leadforge_market import DAY_MS, Market
 from config.settings import Settings
 from config.sites import load_sites
@@ -105,3 +106,29 @@ def test_labels_are_leadforges(world: Path, market: Market):
     assert all(truth[p] == label for p, label in market.labels.items())
     assert 0 < sum(market.labels.values()) < len(market.labels)
     assert market.snapshot["older"].sum() == len(leads) - len(market.labels)
+
+
+def test_the_ceiling_ranks_the_newer_cohort_every_way(world: Path, market: Market):
+    ranked = market_ceiling.rank_world("intro", 7, world)
+    assert [r.model for r in ranked] == ["hidden score", "anchor", "boosted", "boosted + hidden"]
+    rate = sum(market.labels.values()) / len(market.labels)
+    for r in ranked:
+        assert r.base_rate == round(rate, 3)
+        assert 0.0 <= r.auc <= 1.0
+        assert len(r.lifts) == len(market_ceiling.SHARES)
+
+
+def test_the_hidden_score_is_the_conversion_hazards(world: Path):
+    leads = pd.read_parquet(world / "tables" / "leads.parquet")
+    traits = market_ceiling.hidden_traits(world, leads)
+    scores = market_ceiling.hidden_score(world, traits)
+    lead = leads.iloc[0]
+    latents = json.loads((world / "metadata" / "latent_registry.json").read_text())
+    mechanisms = json.loads((world / "metadata" / "mechanism_summary.json").read_text())
+    known = {
+        **latents["account_latents"][lead.account_id],
+        **latents["contact_latents"][lead.contact_id],
+        **latents["lead_latents"][lead.lead_id],
+    }
+    weights = mechanisms["conversion_hazard"]["score_mech"]["weights"]
+    assert scores[lead.lead_id] == pytest.approx(sum(known[k] * w for k, w in weights.items()))
