@@ -33,6 +33,7 @@ within the collector's year.
 
 from __future__ import annotations
 
+import argparse
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ _TOUCH_CHANNELS: Final = {
     "call": "crm",
 }
 Call = dict[str, Any]
+# A world: its tier and seed.
+World = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +183,7 @@ def snapshot(world: Path, older: set[str]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def worlds(tiers: str, seeds: str) -> list[tuple[str, int]]:
+def worlds(tiers: str, seeds: str) -> list[World]:
     """The worlds `--tiers` and `--seeds` name, seed by seed, every tier (a run cut short
     still has figures for each tier). Raises ValueError naming what is wrong.
 
@@ -206,6 +209,21 @@ def worlds(tiers: str, seeds: str) -> list[tuple[str, int]]:
     except ValueError:
         raise ValueError(f"--seeds: {seeds!r} is not like 1-5 or 1,3") from None
     return [(tier, seed) for seed in numbers for tier in named]
+
+
+def command_line(description: str, *, seeds: str, out: str) -> tuple[list[World], int, Path]:
+    """A benchmark's worlds (`--tiers`, `--seeds`), leads per world (`--leads`) and output
+    file (`--out`) from its command line; a wrong tier or seed list exits naming it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tiers", default=",".join(TIERS))
+    parser.add_argument("--seeds", default=seeds, help="e.g. 1-5 or 1,3")
+    parser.add_argument("--leads", type=int, default=5000, help="leads per world")
+    parser.add_argument("--out", type=Path, default=Path(out))
+    args = parser.parse_args()
+    try:
+        return worlds(args.tiers, args.seeds), args.leads, args.out
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def person_of(lead_id: str, account_id: str) -> str:

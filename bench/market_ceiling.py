@@ -21,7 +21,6 @@ base rate of a `sales_ready` call that picks that share of leads). Means per tie
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -149,27 +148,22 @@ def means(results: list[Ranked]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiers", default=",".join(leadforge_market.TIERS))
-    parser.add_argument("--seeds", default="1-3", help="e.g. 1-5 or 1,3")
-    parser.add_argument("--leads", type=int, default=5000, help="leads per world")
-    parser.add_argument("--out", type=Path, default=Path("ceiling.json"))
-    args = parser.parse_args()
-    try:
-        worlds = leadforge_market.worlds(args.tiers, args.seeds)
-    except ValueError as error:
-        parser.error(str(error))
+    worlds, leads, out = leadforge_market.command_line(
+        __doc__.split("\n\n")[0], seeds="1-3", out="ceiling.json"
+    )
     results: list[Ranked] = []
     for tier, seed in worlds:
         with tempfile.TemporaryDirectory(prefix="dbl-ceiling-") as work:
-            world = leadforge_market.generate(tier, seed, Path(work), args.leads)
+            world = leadforge_market.generate(tier, seed, Path(work), leads)
             found = rank_world(tier, seed, world)
         results += found
         for r in found:
             shown = "  ".join(f"{s:.0%} {v:.2f}" for s, v in zip(SHARES, r.lifts, strict=True))
-            print(f"{tier} seed {seed}  {r.model:17} AUC {r.auc:.3f}  lift at top {shown}")
-        args.out.write_text(json.dumps([asdict(r) for r in results], indent=1))
-    print(f"\nMeans per tier ({args.out}):")
+            print(
+                f"{tier} seed {seed}  {r.model:17} AUC {r.auc:.3f}  lift at top {shown}", flush=True
+            )
+        out.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    print(f"\nMeans per tier ({out}):")
     for row in means(results):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
 

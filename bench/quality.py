@@ -24,7 +24,6 @@ converted); the anchor has no sales-ready call. Means per tier at the end.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -340,26 +339,19 @@ def summary(results: Sequence[WorldResult]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiers", default=",".join(leadforge_market.TIERS))
-    parser.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3")
-    parser.add_argument("--leads", type=int, default=5000, help="leads per world")
-    parser.add_argument("--out", type=Path, default=Path("quality.json"))
-    args = parser.parse_args()
-    try:
-        worlds = leadforge_market.worlds(args.tiers, args.seeds)
-    except ValueError as error:
-        parser.error(str(error))
+    worlds, leads, out = leadforge_market.command_line(
+        __doc__.split("\n\n")[0], seeds="1-5", out="quality.json"
+    )
     results: list[WorldResult] = []
     for tier, seed in worlds:
         with tempfile.TemporaryDirectory(prefix="dbl-quality-") as work:
-            result = run_world(tier, seed, args.leads, Path(work))
+            result = run_world(tier, seed, leads, Path(work))
         results.append(result)
         print(_world_line(result), flush=True)
-        args.out.write_bytes(
+        out.write_bytes(
             codec.dumps({"worlds": [asdict(r) for r in results], "tiers": summary(results)})
         )
-    print(f"\nMeans per tier ({args.out}):")
+    print(f"\nMeans per tier ({out}):")
     for row in summary(results):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
 
