@@ -9,13 +9,13 @@ failed every attempt, admin)."""
 from __future__ import annotations
 
 import time
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from alerts.access import Access
 from alerts.store import ReadModel
 from config.routing import Routing, route
 from contracts import codec
-from contracts.read_model import decode_profile, is_on_site
+from contracts.read_model import decode_profile, hottest_first, is_on_site
 from runtime.asgi import HTTPError, Send, respond_json
 from runtime.router import Request, Route
 
@@ -50,8 +50,7 @@ class Leads:
         client, keys = self._store.client, self._store.keys
         since = int(time.time() * 1000) - HOT_WINDOW_MS
         people = cast(list[bytes], await client.zrangebyscore(keys.rep_recent(rep), since, "+inf"))
-        profiles = await self._profiles(people)
-        profiles.sort(key=lambda p: -float(p.get("engagement") or 0))
+        profiles = hottest_first(await self._read(people))
         answer = {"rep": rep, "name": self._routing.reps[rep].name, "leads": profiles}
         await respond_json(send, 200, answer)
 
@@ -62,7 +61,7 @@ class Leads:
         now, timeout = int(time.time() * 1000), int(self._routing.presence_timeout_ms)
         key = keys.rep_present(rep)
         people = cast(list[bytes], await client.zrevrangebyscore(key, "+inf", now - timeout))
-        profiles = await self._profiles(people)
+        profiles = [decode_profile(fields) for fields in await self._read(people) if fields]
         present = [
             p
             for p in profiles
@@ -71,12 +70,12 @@ class Leads:
         answer = {"rep": rep, "timeout_seconds": timeout / 1000, "leads": present}
         await respond_json(send, 200, answer)
 
-    async def _profiles(self, people: list[bytes]) -> list[dict[str, Any]]:
-        """The profiles of these people (one round trip), leaving out any gone since."""
+    async def _read(self, people: list[bytes]) -> list[dict[bytes, bytes]]:
+        """The profile hashes of these people, in one round trip (empty: gone since)."""
         pipe = self._store.client.pipeline(transaction=False)
         for person in people:
             pipe.hgetall(self._store.keys.profile(person.decode()))
-        return [decode_profile(fields) for fields in await pipe.execute() if fields]
+        return cast(list[dict[bytes, bytes]], await pipe.execute())
 
     async def _profile(self, request: Request, send: Send) -> None:
         person = request.params["person"]
