@@ -125,9 +125,11 @@ def apply_packed(
     unpack: Callable[[bytes], S],
     apply: Callable[[S, I], tuple[S, list[Any]]],
     described: Callable[[I], Mapping[str, Any] | None] = carried,
+    pack: Callable[[S], bytes] = pack_or_fresh,
 ) -> tuple[list[Any], bytes, Any]:
-    """`apply_each` for a key whose state stays packed between batches: what the items
-    produced, the new packed state, and the state (None when no item came).
+    """`apply_each` for a key whose state stays packed between batches (by `pack`, the
+    inverse of `unpack`): what the items produced, the new packed state, and the state
+    (None when no item came).
 
     >>> from dataflows.state import pack, unpack
     >>> def add(total: int, n: int) -> tuple[int, list[int]]:
@@ -143,4 +145,4 @@ def apply_packed(
     out, touched, state = apply_each(step, values, unpacked, unpacked, apply, described)
     if not touched:
         return out, packed, None
-    return out, pack_or_fresh(state), state
+    return out, pack(state), state

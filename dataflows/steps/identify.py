@@ -22,6 +22,7 @@ from dataflows.rules.identity import (
     Cookie,
     Outcome,
     ToContact,
+    anonymous_person,
     idle_after,
     idle_too_long,
     resolve,
@@ -74,7 +75,7 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
 
     def on_items(self, items: list[Envelope]) -> tuple[Iterable[Outcome | Failure], bool]:
         out, self._packed, visitor = apply_packed(
-            "identify", self._packed, items, unpack_identity, self._identify
+            "identify", self._packed, items, unpack_identity, self._identify, pack=_packed
         )
         if visitor is not None:
             self._idle_after = _idle_after(visitor[1], self._rules)
@@ -98,6 +99,8 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
         if not self._counted:
             metrics.COOKIES.inc()
             self._counted = True
+        if cookie.history is not None and not cookie.history.person:
+            cookie.history.person = anonymous_person(anon_id)  # packed without it
         if idle_too_long(cookie, value["ts"], rules.anonymous_ttl_ms(cookie)):
             cookie.history = None  # only an unclaimed cookie goes idle: this is a fresh one
         linked_before = cookie.contact
@@ -137,16 +140,31 @@ class Identify(DomainStep[Envelope, Outcome | Failure]):
 
 
 def pack_identity(seen: SeenIds, cookie: Cookie) -> bytes:
-    """A visitor's identity state as the identify step keeps it (and snapshots it)."""
-    return pack((seen, cookie))
+    """A visitor's identity state as the identify step keeps it (and snapshots it). The
+    cookie's own history goes without its person: the step's key, the anonymous id, says
+    who it is, and the step puts it back (a visitor's longest string: 41 bytes of "anon:"
+    and a UUID, a million times over)."""
+    history = cookie.history
+    if history is None:
+        return pack((seen, cookie))
+    person, history.person = history.person, ""
+    try:
+        return pack((seen, cookie))
+    finally:
+        history.person = person
 
 
 def unpack_identity(packed: bytes) -> tuple[SeenIds, Cookie]:
-    """The inverse of `pack_identity` (`FRESH` gives a new state)."""
+    """The inverse of `pack_identity` (`FRESH` gives a new state), but for the person of
+    the cookie's history: "" until the step names it."""
     if packed == FRESH:
         return SeenIds(), Cookie()
     state: tuple[SeenIds, Cookie] = unpack(packed)
     return state
+
+
+def _packed(state: tuple[SeenIds, Cookie]) -> bytes:
+    return pack_identity(*state)
 
 
 def _contact_of(signal: Envelope) -> str:

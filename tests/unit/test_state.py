@@ -175,9 +175,15 @@ def test_a_visitors_state_packs_small_and_unpacks_equal():
     assess(cookie.history, cookie.history.last_seen, MODEL)  # fills the fit memo too
 
     packed = pack_identity(seen, cookie)
-    assert unpack_identity(packed) == (seen, cookie)
     assert b"engagement" not in packed  # no field names
+    assert b"cookie-1" not in packed, "the key says whose cookie it is"
+    assert cookie.history.person == "anon:cookie-1", "packing leaves the cookie as it was"
     assert len(packed) < 400
+    restored_seen, restored = unpack_identity(packed)
+    assert restored.history is not None
+    assert restored.history.person == ""
+    restored.history.person = "anon:cookie-1"
+    assert (restored_seen, restored) == (seen, cookie)
 
 
 def test_an_account_packed_before_its_contacts_field_restores_with_it_empty():
