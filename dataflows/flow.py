@@ -44,7 +44,7 @@ from dataflows.io.sources import EventsSource, ProgressSource, Stamped
 from dataflows.models import Models
 from dataflows.ordering.buffer import Progress, Sequenced
 from dataflows.ordering.clock import EventClock
-from dataflows.ordering.operator import in_stream_order, to_every_worker, with_progress
+from dataflows.ordering.operator import in_stream_order, logic, to_every_worker, with_progress
 from dataflows.rules.accounts import account_of_update
 from dataflows.rules.identity import Outcome
 from dataflows.rules.leads import LeadUpdate
@@ -224,7 +224,9 @@ def build_flow(
     people = op.filter("drop_machines", invalid.falses, _is_person)
     keyed = op.flat_map("key_signal", people, lambda item: _keyed_signal(item, workers))
     outcomes = _kept(
-        "identify", op.stateful_batch("identify", keyed, lambda r: Identify(rules, r)), failures
+        "identify",
+        op.stateful_batch("identify", keyed, logic(lambda r: Identify(rules, r))),
+        failures,
     )
 
     # A contact's signals come from each of its cookies and from its own key, by way of
@@ -240,7 +242,9 @@ def build_flow(
     unlinked = op.branch("split_unlinked_views", signals.stream, _is_profile_write)
     records = _kept(
         "record_contact",
-        op.stateful_batch("record_contact", unlinked.falses, lambda r: RecordContact(models, r)),
+        op.stateful_batch(
+            "record_contact", unlinked.falses, logic(lambda r: RecordContact(models, r))
+        ),
         failures,
     )
 
@@ -249,7 +253,7 @@ def build_flow(
     scored = _kept(
         "score",
         op.stateful_batch(
-            "score", for_leads.stream, lambda r: ScoreLead(models, clock, r, refreshed_views)
+            "score", for_leads.stream, logic(lambda r: ScoreLead(models, clock, r, refreshed_views))
         ),
         failures,
     )
@@ -261,7 +265,9 @@ def build_flow(
     account_updates = op.filter("updates_only", for_accounts.stream, _is_data)
     surges = _kept(
         "rollup_account",
-        op.stateful_batch("rollup_account", account_updates, lambda r: RollupAccount(models, r)),
+        op.stateful_batch(
+            "rollup_account", account_updates, logic(lambda r: RollupAccount(models, r))
+        ),
         failures,
     )
     failures += [s.failures for s in (signals, for_leads, for_accounts) if s.failures is not None]
