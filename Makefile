@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.live_pages
 	$(BIN)/python -m bench.quality --out quality.json
+	$(BIN)/python -m bench.market_ceiling --out ceiling.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
 """How well can anyone single out the buyers of a leadforge market? The ceiling that
 `bench.quality`'s figures sit under.
 
-    python -m bench.market_ceiling [--tiers intro,intermediate,advanced] [--seeds 1-3]
+    python -m bench.market_ceiling [--tiers intro,intermediate,advanced] [--seeds 1-5]
                                    [--leads 5000] [--out ceiling.json]
 
 For each world, the same newer cohort as `bench.quality` (the newest 30 % of leads by
@@ -149,7 +149,7 @@ def means(results: list[Ranked]) -> list[dict[str, Any]]:
 
 def main() -> None:
     worlds, leads, out = leadforge_market.command_line(
-        __doc__.split("\n\n")[0], seeds="1-3", out="ceiling.json"
+        __doc__.split("\n\n")[0], seeds="1-5", out="ceiling.json"
     )
     results: list[Ranked] = []
     for tier, seed in worlds:

@@ -50,9 +50,14 @@ from dataflows.rules.merges import (
 from dataflows.rules.profile import Profile
 from dataflows.rules.scoring import Engagement, Fit
 
-# The format byte of packed state. Format 0 (no byte: a bare pickle, which starts with
-# 0x80) named some classes by module path and is still read.
-FORMAT: Final = 1
+# The format byte of packed state. Format 2 leaves out what a key says by itself (the
+# person of a cookie's anonymous history: `steps/identify.py`), so that a release reading
+# formats up to 1 refuses it rather than lose that person; it reads as format 1 does.
+# Format 0 (no byte: a bare pickle, which starts with 0x80) named some classes by module
+# path and is still read.
+FORMAT: Final = 2
+# Formats that are a format byte and a pickle.
+_PICKLED: Final = (bytes([1]), bytes([FORMAT]))
 
 # Every class held in per-key state, by its stable code (the pickle extension registry:
 # codes up to 255 take two bytes, larger ones three).
@@ -114,7 +119,7 @@ def pack_or_fresh(state: object | None) -> bytes:
 def unpack(packed: bytes) -> Any:
     """The inverse of `pack`; also reads format 0. Raises `pickle.UnpicklingError` for
     state this release cannot read, saying why."""
-    if packed[:1] == bytes([FORMAT]):
+    if packed[:1] in _PICKLED:
         return pickle.loads(memoryview(packed)[1:])
     if packed[:1] == pickle.PROTO:
         return _Format0(io.BytesIO(packed)).load()
