@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -224,6 +225,13 @@ def command_line(description: str, *, seeds: str, out: str) -> tuple[list[World]
         return worlds(args.tiers, args.seeds), args.leads, args.out
     except ValueError as error:
         parser.error(str(error))
+
+
+def each_world(worlds: list[World], prefix: str) -> Iterator[tuple[str, int, Path]]:
+    """Each world's tier and seed, with a work directory of its own (removed after it)."""
+    for tier, seed in worlds:
+        with tempfile.TemporaryDirectory(prefix=prefix) as work:
+            yield tier, seed, Path(work)
 
 
 def person_of(lead_id: str, account_id: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -152,10 +151,8 @@ def main() -> None:
         __doc__.split("\n\n")[0], seeds="1-5", out="ceiling.json"
     )
     results: list[Ranked] = []
-    for tier, seed in worlds:
-        with tempfile.TemporaryDirectory(prefix="dbl-ceiling-") as work:
-            world = leadforge_market.generate(tier, seed, Path(work), leads)
-            found = rank_world(tier, seed, world)
+    for tier, seed, work in leadforge_market.each_world(worlds, "dbl-ceiling-"):
+        found = rank_world(tier, seed, leadforge_market.generate(tier, seed, work, leads))
         results += found
         for r in found:
             shown = "  ".join(f"{s:.0%} {v:.2f}" for s, v in zip(SHARES, r.lifts, strict=True))

@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -343,9 +342,8 @@ def main() -> None:
         __doc__.split("\n\n")[0], seeds="1-5", out="quality.json"
     )
     results: list[WorldResult] = []
-    for tier, seed in worlds:
-        with tempfile.TemporaryDirectory(prefix="dbl-quality-") as work:
-            result = run_world(tier, seed, leads, Path(work))
+    for tier, seed, work in leadforge_market.each_world(worlds, "dbl-quality-"):
+        result = run_world(tier, seed, leads, work)
         results.append(result)
         print(_world_line(result), flush=True)
         out.write_bytes(
