@@ -96,12 +96,17 @@ def delivery_settings(settings: Settings, receiver: Receiver, tmp_path: Path) ->
     assert DAILY in routing
     routing = routing.replace(DAILY, "")
     for path, fmt in (("/slack", "slack"), ("/json", "json")):
-        routing += (
-            f'\n[[reps.sam.webhooks]]\nurl = "{receiver.url(path)}"\n'
-            f'format = "{fmt}"\nsecret = "{SECRET}"\n'
-        )
+        routing += webhook_of(receiver, path, fmt)
     (config / "routing.toml").write_text(routing)
     return settings.with_overrides(config_dir=config)
+
+
+def webhook_of(receiver: Receiver, path: str, fmt: str) -> str:
+    """Sam's webhook to `path` on the receiver, as routing.toml says it."""
+    return (
+        f'\n[[reps.sam.webhooks]]\nurl = "{receiver.url(path)}"\n'
+        f'format = "{fmt}"\nsecret = "{SECRET}"\n'
+    )
 
 
 class RepService:
@@ -190,13 +195,17 @@ def test_the_last_failure_goes_to_the_dead_letter_list(rep_service: RepService, 
 def test_a_crash_between_delivery_and_acknowledgement_delivers_once(
     rep_service: RepService, receiver: Receiver, redis_client: redis.Redis, failpoint: str
 ):
+    # One webhook: with two, the other call may be in flight when the process dies, and
+    # that one is (rightly) sent again once its lease runs out, a minute later.
+    routing = rep_service.settings.config_dir / "routing.toml"
+    routing.write_text(routing.read_text().replace(webhook_of(receiver, "/slack", "slack"), ""))
     crashing = rep_service.start(failpoint=failpoint)
     publish(rep_service.settings, alert("alert-4"))
     assert crashing.wait(20) == -9, "killed at the failpoint"
     rep_service.start()
-    wait_until(lambda: len(receiver.calls) >= 2, what="both webhooks")
+    wait_until(lambda: len(receiver.calls) >= 1, what="the webhook")
     time.sleep(1.0)  # a second delivery would have come by now
-    assert sorted(c["path"] for c in receiver.calls) == ["/json", "/slack"]
+    assert [c["path"] for c in receiver.calls] == ["/json"]
     stream = RedisKeys(rep_service.settings.redis_prefix).rep_alerts("sam")
     assert redis_client.xlen(stream) == 1
 
