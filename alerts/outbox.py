@@ -27,7 +27,7 @@ from alerts.webhooks import (
 from config.routing import Routing, Webhook
 from config.settings import Settings
 from contracts import codec
-from contracts.read_model import RedisKeys, hottest_first
+from contracts.read_model import RedisKeys, hottest_first, profiles_of
 from runtime import failpoints
 from runtime.worker import BackgroundWorker
 
@@ -169,7 +169,7 @@ class WebhookSender(BackgroundWorker):
         pipe = self._client.pipeline(transaction=False)
         for person in cast(list[bytes], people):
             pipe.hgetall(self._keys.profile(person.decode()))
-        profiles = hottest_first(pipe.execute())
+        profiles = hottest_first(profiles_of(pipe.execute()))
         return [
             {
                 key: profile.get(key)

@@ -113,17 +113,21 @@ def decode_profile(fields: dict[bytes, bytes]) -> dict[str, Any]:
     return {field.decode(): codec.loads(value) for field, value in fields.items()}
 
 
-def hottest_first(replies: list[dict[bytes, bytes]]) -> list[dict[str, Any]]:
-    """The profiles a pipeline of HGETALLs read, hottest (most engaged) first, leaving out
-    people gone since (an empty hash): the hot list and the daily digest.
+def profiles_of(replies: list[dict[bytes, bytes]]) -> list[dict[str, Any]]:
+    """The profiles a pipeline of HGETALLs read, leaving out people gone since (an empty
+    hash)."""
+    return [decode_profile(fields) for fields in replies if fields]
+
+
+def hottest_first(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Profiles by engagement, hottest first: the hot list and the daily digest.
 
     >>> def reply(person: str, engagement: float | None) -> dict[bytes, bytes]:
     ...     return {b"person": codec.dumps(person), b"engagement": codec.dumps(engagement)}
-    >>> hot = hottest_first([reply("ann", 3.0), reply("bo", 9.5), reply("cy", None), {}])
-    >>> [p["person"] for p in hot]
+    >>> replies = [reply("ann", 3.0), reply("bo", 9.5), reply("cy", None), {}]
+    >>> [p["person"] for p in hottest_first(profiles_of(replies))]
     ['bo', 'ann', 'cy']
     """
-    profiles = [decode_profile(fields) for fields in replies if fields]
     return sorted(profiles, key=lambda p: -float(p.get("engagement") or 0))
 
 

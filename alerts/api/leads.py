@@ -15,7 +15,7 @@ from alerts.access import Access
 from alerts.store import ReadModel
 from config.routing import Routing, route
 from contracts import codec
-from contracts.read_model import decode_profile, hottest_first, is_on_site
+from contracts.read_model import decode_profile, hottest_first, is_on_site, profiles_of
 from runtime.asgi import HTTPError, Send, respond_json
 from runtime.router import Request, Route
 
@@ -50,7 +50,7 @@ class Leads:
         client, keys = self._store.client, self._store.keys
         since = int(time.time() * 1000) - HOT_WINDOW_MS
         people = cast(list[bytes], await client.zrangebyscore(keys.rep_recent(rep), since, "+inf"))
-        profiles = hottest_first(await self._read(people))
+        profiles = hottest_first(profiles_of(await self._read(people)))
         answer = {"rep": rep, "name": self._routing.reps[rep].name, "leads": profiles}
         await respond_json(send, 200, answer)
 
@@ -61,7 +61,7 @@ class Leads:
         now, timeout = int(time.time() * 1000), int(self._routing.presence_timeout_ms)
         key = keys.rep_present(rep)
         people = cast(list[bytes], await client.zrevrangebyscore(key, "+inf", now - timeout))
-        profiles = [decode_profile(fields) for fields in await self._read(people) if fields]
+        profiles = profiles_of(await self._read(people))
         present = [
             p
             for p in profiles
