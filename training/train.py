@@ -134,14 +134,16 @@ def train(
     candidates = [*engagement, *fit]
     X = _matrix(found, candidates)
     y = np.array([o.reached for o in found], dtype=int)
+    scorer = RuleScorer()
     with tqdm(
-        total=len(RuleScorer().strengths) + 1,
+        total=len(scorer.strengths) + 1,
         desc=f"fitting {len(found)} observations x {len(candidates)} rules",
         unit="fit",
         file=sys.stderr,
         disable=quiet,
     ) as bar:
-        scorer = RuleScorer(on_fit=lambda: bar.update(1)).fit(X, y)
+        scorer.on_fit = lambda: bar.update(1)
+        scorer.fit(X, y)
     per_point = float(max(abs(scorer.coef_)) / TOP_POINTS) if scorer.coef_.any() else 1.0
     points = scorer.coef_ / per_point
     learned_engagement = _weighted(engagement, points[: len(engagement)])
